@@ -1,0 +1,1 @@
+"""agentwatch: an observability-first runtime for Claude agents."""

@@ -1,0 +1,122 @@
+"""What a run gives back: ``RunResult``, its ``Usage`` and the ``StopReason`` that says why it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class StopReason(StrEnum):
+    """Why a run ended. ``END_TURN`` is the only complete finish; every other reason returns partial work."""
+
+    END_TURN = "end_turn"
+    MAX_ITERATIONS = "max_iterations"
+    TOKEN_BUDGET = "token_budget"
+    COST_BUDGET = "cost_budget"
+    TIMEOUT = "timeout"
+    MAX_TOKENS = "max_tokens"
+    REFUSAL = "refusal"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+BUDGET_STOPS = frozenset(
+    {StopReason.MAX_ITERATIONS, StopReason.TOKEN_BUDGET, StopReason.COST_BUDGET, StopReason.TIMEOUT}
+)
+
+
+@dataclass
+class Usage:
+    """Token counts in Anthropic's terms: ``input_tokens`` is UNCACHED input only.
+
+    ``cache_write_tokens`` counts all cache writes; ``cache_write_1h_tokens`` is the part of them
+    written with the 1-hour TTL (priced higher). ``total_input_tokens`` is what the GenAI conventions
+    call ``gen_ai.usage.input_tokens``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Uncached + cache read + cache write: the conventions' input-token rule for Anthropic."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """All input (cached or not) plus output: what a token budget counts."""
+        return self.total_input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+        )
+
+    @classmethod
+    def from_api(cls, usage: Any) -> Usage:
+        """From an SDK ``Usage`` object (or its dict). Missing or null fields count as 0. Never raises."""
+
+        def get(obj: Any, key: str) -> Any:
+            return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+        def count(obj: Any, key: str) -> int:
+            value = get(obj, key) if obj is not None else None
+            return value if isinstance(value, int) and value > 0 else 0
+
+        breakdown = get(usage, "cache_creation") if usage is not None else None
+        return cls(
+            input_tokens=count(usage, "input_tokens"),
+            output_tokens=count(usage, "output_tokens"),
+            cache_read_tokens=count(usage, "cache_read_input_tokens"),
+            cache_write_tokens=count(usage, "cache_creation_input_tokens"),
+            cache_write_1h_tokens=count(breakdown, "ephemeral_1h_input_tokens"),
+        )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call the run made: what was asked, and how it ended."""
+
+    id: str
+    name: str
+    input: Any
+    output: str
+    is_error: bool
+    outcome: str
+    duration_s: float
+
+
+@dataclass
+class RunResult:
+    """The outcome of one agent run.
+
+    ``answer`` is always a readable string: the model's final text, or for a run that stopped early,
+    the work so far followed by one sentence saying why it stopped. ``cost_usd`` is ``None`` when any
+    model used has no known price (never a silent $0).
+    """
+
+    answer: str
+    stop_reason: StopReason
+    usage: Usage
+    cost_usd: float | None
+    iterations: int
+    tool_calls: list[ToolCall]
+    trace_id: str
+    duration_s: float
+    stop_detail: str = ""
+    models: list[str] = field(default_factory=list)
+    agent_version: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the model finished its turn on its own."""
+        return self.stop_reason is StopReason.END_TURN

@@ -1,0 +1,193 @@
+"""Every telemetry name agentwatch emits: span names, attribute keys, metric names, units, buckets, log events.
+
+The one place that knows OpenTelemetry names. A change of convention is an edit here and nowhere else.
+GenAI names follow the OpenTelemetry GenAI semantic conventions (``SCHEMA_URL``); names the conventions
+do not define (run totals, cost, budgets, rollout) are vendor-prefixed ``agentwatch.*`` so that backends
+that sum ``gen_ai.usage.*`` over spans never double count.
+
+The Prometheus series each metric becomes (dots to underscores, ``s`` to ``_seconds``, ``{...}`` units
+dropped, counters ``_total``) are listed beside it; dashboards and alert rules query those.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/gen-ai/1.42.0"
+INSTRUMENTATION_SCOPE: Final = "agentwatch"
+
+PROVIDER_ANTHROPIC: Final = "anthropic"
+
+# --- operations and span names -------------------------------------------------------------------
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_CHAT: Final = "chat"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_EVALUATE: Final = "evaluate"
+
+
+def agent_span_name(agent_name: str) -> str:
+    """``invoke_agent {gen_ai.agent.name}``."""
+    return f"{OP_INVOKE_AGENT} {agent_name}"
+
+
+def chat_span_name(model: str) -> str:
+    """``chat {gen_ai.request.model}``."""
+    return f"{OP_CHAT} {model}"
+
+
+def tool_span_name(tool_name: str) -> str:
+    """``execute_tool {gen_ai.tool.name}``."""
+    return f"{OP_EXECUTE_TOOL} {tool_name}"
+
+
+# --- GenAI attributes (semantic conventions) -----------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_DESCRIPTION: Final = "gen_ai.agent.description"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+# Content: opt-in only (see telemetry.content).
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+CONTENT_ATTRIBUTES: Final = (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+)
+
+TOKEN_TYPE_INPUT: Final = "input"
+TOKEN_TYPE_OUTPUT: Final = "output"
+TOOL_TYPE_FUNCTION: Final = "function"
+
+# --- general attributes ----------------------------------------------------------------------------
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+
+# --- agentwatch attributes (vendor-prefixed: no convention exists, or run totals) -----------------
+AW_AGENT_VERSION: Final = "agentwatch.agent.version"
+AW_RUN_STOP_REASON: Final = "agentwatch.run.stop_reason"
+AW_RUN_STOP_DETAIL: Final = "agentwatch.run.stop_detail"
+AW_RUN_ITERATIONS: Final = "agentwatch.run.iterations"
+AW_RUN_TOOL_CALLS: Final = "agentwatch.run.tool_calls"
+AW_RUN_INPUT_TOKENS: Final = "agentwatch.run.input_tokens"
+AW_RUN_OUTPUT_TOKENS: Final = "agentwatch.run.output_tokens"
+AW_RUN_CACHE_READ_TOKENS: Final = "agentwatch.run.cache_read_tokens"
+AW_RUN_CACHE_WRITE_TOKENS: Final = "agentwatch.run.cache_write_tokens"
+AW_RUN_COST_USD: Final = "agentwatch.run.cost_usd"
+AW_RUN_MODELS: Final = "agentwatch.run.models"
+AW_BUDGET_KIND: Final = "agentwatch.budget.kind"
+AW_BUDGET_ITERATIONS_LIMIT: Final = "agentwatch.budget.iterations.limit"
+AW_BUDGET_TOKENS_LIMIT: Final = "agentwatch.budget.tokens.limit"
+AW_BUDGET_TOKENS_REMAINING: Final = "agentwatch.budget.tokens.remaining"
+AW_BUDGET_COST_LIMIT_USD: Final = "agentwatch.budget.cost_usd.limit"
+AW_BUDGET_COST_REMAINING_USD: Final = "agentwatch.budget.cost_usd.remaining"
+AW_BUDGET_TIMEOUT_S: Final = "agentwatch.budget.timeout_s"
+AW_CALL_COST_USD: Final = "agentwatch.call.cost_usd"
+AW_CALL_ATTEMPTS: Final = "agentwatch.call.attempts"
+AW_CALL_ITERATION: Final = "agentwatch.call.iteration"
+AW_MODEL_TIER: Final = "agentwatch.model.tier"
+AW_MODEL_ROUTE_REASON: Final = "agentwatch.model.route_reason"
+AW_TOOL_OUTCOME: Final = "agentwatch.tool.outcome"
+AW_TOOL_ATTEMPTS: Final = "agentwatch.tool.attempts"
+AW_RETRY_ATTEMPT: Final = "agentwatch.retry.attempt"
+AW_RETRY_WAIT_S: Final = "agentwatch.retry.wait_s"
+AW_EVAL_DATASET: Final = "agentwatch.eval.dataset"
+AW_EVAL_CASE: Final = "agentwatch.eval.case"
+AW_EVAL_OUTCOME: Final = "agentwatch.eval.outcome"
+AW_ROLLOUT_ROLE: Final = "agentwatch.rollout.role"
+AW_ROLLOUT_STABLE_VERSION: Final = "agentwatch.rollout.stable_version"
+AW_ROLLOUT_CANDIDATE_VERSION: Final = "agentwatch.rollout.candidate_version"
+AW_ROLLOUT_GUARD: Final = "agentwatch.rollout.guard"
+AW_SHADOW_ANSWER_SIMILARITY: Final = "agentwatch.shadow.answer_similarity"
+AW_SHADOW_TOOLS_MATCH: Final = "agentwatch.shadow.tools_match"
+AW_SHADOW_STOP_REASON_MATCH: Final = "agentwatch.shadow.stop_reason_match"
+AW_SHADOW_COST_DELTA_USD: Final = "agentwatch.shadow.cost_delta_usd"
+AW_SHADOW_LATENCY_DELTA_S: Final = "agentwatch.shadow.latency_delta_s"
+
+# Tool outcomes (low cardinality metric label values).
+TOOL_OK: Final = "ok"
+TOOL_ERROR: Final = "error"
+TOOL_TIMEOUT: Final = "timeout"
+TOOL_INVALID_INPUT: Final = "invalid_input"
+TOOL_UNKNOWN: Final = "unknown_tool"
+
+# --- span events ---------------------------------------------------------------------------------
+EVENT_RETRY: Final = "agentwatch.retry"
+EVENT_BUDGET_WARNING: Final = "agentwatch.budget_warning"
+EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+EVENT_ROLLBACK: Final = "agentwatch.rollout.rollback"
+
+# --- metrics: (name, unit); Prometheus series in the comment -------------------------------------
+# Semantic-convention metrics.
+M_TOKEN_USAGE: Final = ("gen_ai.client.token.usage", "{token}")  # gen_ai_client_token_usage_{bucket,sum,count}
+M_OPERATION_DURATION: Final = ("gen_ai.client.operation.duration", "s")
+# -> gen_ai_client_operation_duration_seconds_{bucket,sum,count}
+M_TIME_TO_FIRST_CHUNK: Final = ("gen_ai.client.operation.time_to_first_chunk", "s")
+# -> gen_ai_client_operation_time_to_first_chunk_seconds_{bucket,sum,count}
+M_TOOL_DURATION: Final = ("gen_ai.execute_tool.duration", "s")  # gen_ai_execute_tool_duration_seconds_*
+# agentwatch metrics.
+M_RUNS: Final = ("agentwatch.runs", "{run}")  # agentwatch_runs_total
+M_RUN_DURATION: Final = ("agentwatch.run.duration", "s")  # agentwatch_run_duration_seconds_*
+M_RUN_COST: Final = ("agentwatch.run.cost.usd", "{USD}")  # agentwatch_run_cost_usd_{bucket,sum,count}
+M_SPEND: Final = ("agentwatch.spend.usd", "{USD}")  # agentwatch_spend_usd_total
+M_RUN_ITERATIONS: Final = ("agentwatch.run.iterations", "{iteration}")  # agentwatch_run_iterations_*
+M_TOOL_CALLS: Final = ("agentwatch.tool.calls", "{call}")  # agentwatch_tool_calls_total
+M_RETRIES: Final = ("agentwatch.retries", "{retry}")  # agentwatch_retries_total
+M_BUDGET_STOPS: Final = ("agentwatch.budget.stops", "{run}")  # agentwatch_budget_stops_total
+M_TELEMETRY_ERRORS: Final = ("agentwatch.telemetry.errors", "{error}")  # agentwatch_telemetry_errors_total
+M_EVAL_RESULTS: Final = ("agentwatch.eval.results", "{case}")  # agentwatch_eval_results_total
+M_SHADOW_RUNS: Final = ("agentwatch.shadow.runs", "{run}")  # agentwatch_shadow_runs_total
+M_SHADOW_SIMILARITY: Final = ("agentwatch.shadow.answer_similarity", "1")
+# -> agentwatch_shadow_answer_similarity_ratio_*  (unit "1" becomes _ratio)
+M_SHADOW_SPEND: Final = ("agentwatch.shadow.spend.usd", "{USD}")  # agentwatch_shadow_spend_usd_total
+M_CANARY_ROLLBACKS: Final = ("agentwatch.canary.rollbacks", "{rollback}")  # agentwatch_canary_rollbacks_total
+
+# Bucket boundaries. Token and duration buckets are the conventions' advice.
+TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+RUN_DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
+COST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+ITERATION_BUCKETS: Final = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
+
+# --- structured log events (the ``event`` field of every JSON record) ------------------------------
+LOGGER_NAME: Final = "agentwatch"
+LOG_RUN_START: Final = "run_start"
+LOG_LLM_CALL: Final = "llm_call"
+LOG_RETRY: Final = "retry"
+LOG_TOOL_CALL: Final = "tool_call"
+LOG_TOOL_RESULT: Final = "tool_result"
+LOG_BUDGET_WARNING: Final = "budget_warning"
+LOG_BUDGET_EXCEEDED: Final = "budget_exceeded"
+LOG_ROUTE: Final = "model_route"
+LOG_RUN_END: Final = "run_end"
+LOG_TELEMETRY_ERROR: Final = "telemetry_error"
+LOG_EVAL_RESULT: Final = "eval_result"
+LOG_SHADOW_RESULT: Final = "shadow_result"
+LOG_CANARY_ROLLBACK: Final = "canary_rollback"
