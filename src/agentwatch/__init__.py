@@ -1,1 +1,48 @@
-"""agentwatch: an observability-first runtime for Claude agents."""
+"""agentwatch: an observability-first runtime for Claude agents.
+
+``Agent.run`` turns a task into one trace (``invoke_agent`` → ``chat`` / ``execute_tool`` spans), metrics
+and JSON logs, under hard budgets, with retries and tool errors handled. See README.md.
+"""
+
+__version__ = "0.1.0"
+
+from agentwatch.agent import Agent  # noqa: E402
+from agentwatch.cost import Pricing  # noqa: E402
+from agentwatch.limits import Limits  # noqa: E402
+from agentwatch.result import RunResult, StopReason, ToolCall, Usage  # noqa: E402
+from agentwatch.runner.events import (  # noqa: E402
+    Retrying,
+    RunEvent,
+    RunFinished,
+    TextDelta,
+    ToolFinished,
+    ToolStarted,
+)
+from agentwatch.runner.guards import BudgetWarning  # noqa: E402
+from agentwatch.runner.routing import Route, RouteContext, TierRouter  # noqa: E402
+from agentwatch.tools import Tool, ToolInputError, TransientToolError, tool  # noqa: E402
+
+__all__ = [
+    "Agent",
+    "BudgetWarning",
+    "Limits",
+    "Pricing",
+    "Retrying",
+    "Route",
+    "RouteContext",
+    "RunEvent",
+    "RunFinished",
+    "RunResult",
+    "StopReason",
+    "TextDelta",
+    "TierRouter",
+    "Tool",
+    "ToolCall",
+    "ToolFinished",
+    "ToolInputError",
+    "ToolStarted",
+    "TransientToolError",
+    "Usage",
+    "__version__",
+    "tool",
+]

@@ -1,0 +1,366 @@
+"""The run loop, twice: a sync generator and an async generator over the same ``RunState`` decisions.
+
+Each yields ``RunEvent``s and ends with ``RunFinished``. ``Agent.run``/``arun`` consume them silently;
+``Agent.stream``/``astream`` hand them to the caller. Whatever happens (API failure, budget stop,
+cancellation, a bug), the run ends with exactly one ``end_run``: root span, metrics, ``run_end`` log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
+
+import anthropic
+
+from agentwatch.result import RunResult, StopReason
+from agentwatch.runner import retry
+from agentwatch.runner.events import Retrying, RunEvent, RunFinished, TextDelta, ToolFinished, ToolStarted
+from agentwatch.runner.guards import BudgetWarning, Stop
+from agentwatch.runner.state import CallPlan, NeedCount, RunState, ToolUse
+from agentwatch.telemetry.content import redact
+from agentwatch.telemetry.recorder import CallObservation
+from agentwatch.tools import ToolOutcome, aexecute_tool, execute_tool
+
+Message = Any  # anthropic.types.Message
+
+
+def _text_delta(event: Any) -> str | None:
+    if getattr(event, "type", None) == "content_block_delta":
+        delta = event.delta
+        if getattr(delta, "type", None) == "text_delta":
+            return str(delta.text)
+    return None
+
+
+def _start_call(state: RunState, plan: CallPlan, stream: bool) -> CallObservation | None:
+    route = plan.route
+    if route.tier or route.reason:
+        state.recorder.route(model=route.model, tier=route.tier, reason=route.reason, iteration=plan.iteration)
+    return state.recorder.start_call(
+        model=route.model,
+        max_tokens=plan.max_tokens,
+        stream=stream,
+        iteration=plan.iteration,
+        tier=route.tier,
+        route_reason=route.reason,
+        system=state.agent.system,
+        messages=state.messages,
+    )
+
+
+def _warnings(state: RunState, usage_warnings: list[BudgetWarning], iteration: int) -> list[BudgetWarning]:
+    found = list(usage_warnings)
+    iteration_warning = state.guards.iteration_warning(iteration)
+    if iteration_warning is not None:
+        found.append(iteration_warning)
+    for warning in found:
+        state.recorder.budget_warning(warning.kind, warning.used, warning.limit)
+    return found
+
+
+def _after_message(
+    state: RunState, plan: CallPlan, call: CallObservation | None, message: Message
+) -> tuple[list[ToolUse] | Stop | None, list[BudgetWarning]]:
+    usage, cost, next_step = state.on_message(plan, message)
+    state.recorder.end_call(call, message=message, usage=usage, cost_usd=cost, output_blocks=state.messages[-1]["content"])
+    return next_step, _warnings(state, state.guards.account(usage, cost), plan.iteration)
+
+
+def _tool_description(state: RunState, name: str) -> str | None:
+    tool = state.agent.tools_by_name.get(name)
+    return tool.description if tool is not None else None
+
+
+def _finish(state: RunState, stop: Stop, error_type: str | None = None) -> RunResult:
+    if stop.kind is not None and stop.reason is not StopReason.END_TURN:
+        state.recorder.budget_exceeded(stop.kind, stop.detail)
+    result = state.finish(stop, error_type)
+    state.recorder.end_run(result, state.guards.tokens_left(), state.guards.cost_left())
+    return result
+
+
+def _internal_error(exc: Exception) -> Stop:
+    return Stop(StopReason.ERROR, f"agentwatch failed internally ({type(exc).__name__}: {redact(str(exc))[:300]})")
+
+
+# --- sync -----------------------------------------------------------------------------------------
+def _count_sync(state: RunState, client: anthropic.Anthropic, plan: NeedCount) -> int | None:
+    try:
+        with state.recorder.activate():
+            counted = client.messages.count_tokens(**state.count_request(plan.route), timeout=state.call_timeout())
+        return int(counted.input_tokens)
+    except Exception:
+        return None  # the byte estimate stands: conservative, so budgets still hold
+
+
+def _call_sync(
+    state: RunState, client: anthropic.Anthropic, plan: CallPlan, stream: bool
+) -> Generator[RunEvent, None, tuple[CallObservation | None, Message | Stop]]:
+    call = _start_call(state, plan, stream)
+    span = call.span if call else None
+    request = state.request(plan)
+    attempt = 0
+    while True:
+        try:
+            if not stream:
+                with state.recorder.activate(span):
+                    return call, client.messages.create(**request, timeout=state.call_timeout())
+            with state.recorder.activate(span):
+                manager = client.messages.stream(**request, timeout=state.call_timeout())
+                events = manager.__enter__()
+            try:
+                iterator = iter(events)
+                while True:
+                    with state.recorder.activate(span):
+                        event = next(iterator, None)
+                    if event is None:
+                        break
+                    state.recorder.first_chunk(call)
+                    text = _text_delta(event)
+                    if text:
+                        yield TextDelta(text, plan.iteration)
+                with state.recorder.activate(span):
+                    message = events.get_final_message()
+            finally:
+                manager.__exit__(None, None, None)
+            return call, message
+        except (anthropic.APIError, TimeoutError, ConnectionError) as exc:
+            decision = state.on_failure(exc, attempt)
+            if not decision.retry:
+                state.recorder.end_call(call, exc=exc)
+                return call, state.failure_stop(exc, decision, attempt + 1)
+            state.recorder.retry(call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s)
+            yield Retrying(attempt + 1, decision.wait_s, retry.error_type(exc))
+            time.sleep(decision.wait_s)
+            attempt += 1
+        except BaseException as exc:
+            state.recorder.end_call(call, exc=exc)
+            raise
+
+
+def _tools_sync(state: RunState, uses: list[ToolUse]) -> Generator[RunEvent, None, None]:
+    results: list[tuple[ToolUse, ToolOutcome]] = []
+    for use in uses:
+        yield ToolStarted(use.name, use.id, use.input)
+        observation = state.recorder.start_tool(
+            name=use.name, call_id=use.id, description=_tool_description(state, use.name), arguments=use.input
+        )
+        with state.recorder.activate(observation.span if observation else None):
+            outcome = execute_tool(
+                state.agent.tools_by_name,
+                use.name,
+                use.input,
+                timeout_s=state.tool_timeout(),
+                max_output_chars=state.agent.limits.max_tool_output_chars,
+                on_retry=lambda attempt, wait, exc, o=observation: state.recorder.tool_retry(o, attempt, wait, exc),
+            )
+        _end_tool(state, observation, outcome)
+        results.append((use, outcome))
+        yield ToolFinished(state.record_tool(use, outcome))
+    state.add_tool_results(results)
+
+
+def _end_tool(state: RunState, observation: Any, outcome: ToolOutcome) -> None:
+    state.recorder.end_tool(
+        observation,
+        content=outcome.content,
+        is_error=outcome.is_error,
+        outcome=outcome.outcome,
+        error_type=outcome.error_type,
+        attempts=outcome.attempts,
+        duration_s=outcome.duration_s,
+    )
+
+
+def _loop_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Generator[RunEvent, None, Stop]:
+    stop = state.check_task()
+    while stop is None:
+        route = state.route()
+        planned = state.plan(route)
+        if isinstance(planned, NeedCount):
+            planned = state.plan(route, counted_input=_count_sync(state, client, planned))
+        if isinstance(planned, Stop):
+            return planned
+        assert isinstance(planned, CallPlan)
+        call, outcome = yield from _call_sync(state, client, planned, stream)
+        if isinstance(outcome, Stop):
+            return outcome
+        next_step, warnings = _after_message(state, planned, call, outcome)
+        yield from warnings
+        if isinstance(next_step, Stop):
+            return next_step
+        if next_step:
+            yield from _tools_sync(state, next_step)
+    return stop
+
+
+def drive_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Generator[RunEvent, None, RunResult]:
+    """Run to the end, yielding events; always ends the run's telemetry exactly once."""
+    state.recorder.start_run(state.task)
+    stop = Stop(StopReason.CANCELLED, "the run was interrupted")
+    try:
+        stop = yield from _loop_sync(state, client, stream)
+    except GeneratorExit:
+        stop = Stop(StopReason.CANCELLED, "the caller stopped reading the run's stream")
+        raise
+    except Exception as exc:
+        stop = _internal_error(exc)
+    finally:
+        result = _finish(state, stop)
+    yield RunFinished(result)
+    return result
+
+
+# --- async ----------------------------------------------------------------------------------------
+def _deadline(state: RunState) -> float | None:
+    left = state.guards.time_left()
+    return None if left is None else asyncio.get_running_loop().time() + max(left, 0.0)
+
+
+async def _count_async(state: RunState, client: anthropic.AsyncAnthropic, plan: NeedCount) -> int | None:
+    try:
+        with state.recorder.activate():
+            async with asyncio.timeout_at(_deadline(state)):
+                counted = await client.messages.count_tokens(
+                    **state.count_request(plan.route), timeout=state.call_timeout()
+                )
+        return int(counted.input_tokens)
+    except Exception:
+        return None
+
+
+async def _call_async(
+    state: RunState, client: anthropic.AsyncAnthropic, plan: CallPlan, stream: bool, out: list[RunEvent]
+) -> tuple[CallObservation | None, Message | Stop]:
+    """One LLM call with retries. Stream text deltas are appended to ``out`` for the generator to yield."""
+    call = _start_call(state, plan, stream)
+    span = call.span if call else None
+    request = state.request(plan)
+    attempt = 0
+    while True:
+        try:
+            with state.recorder.activate(span):
+                async with asyncio.timeout_at(_deadline(state)):
+                    if not stream:
+                        return call, await client.messages.create(**request, timeout=state.call_timeout())
+                    async with client.messages.stream(**request, timeout=state.call_timeout()) as events:
+                        async for event in events:
+                            state.recorder.first_chunk(call)
+                            text = _text_delta(event)
+                            if text:
+                                out.append(TextDelta(text, plan.iteration))
+                        return call, await events.get_final_message()
+        except (anthropic.APIError, TimeoutError, ConnectionError) as exc:
+            decision = state.on_failure(exc, attempt)
+            if not decision.retry:
+                state.recorder.end_call(call, exc=exc)
+                return call, state.failure_stop(exc, decision, attempt + 1)
+            state.recorder.retry(call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s)
+            out.append(Retrying(attempt + 1, decision.wait_s, retry.error_type(exc)))
+            await asyncio.sleep(decision.wait_s)
+            attempt += 1
+        except BaseException as exc:
+            state.recorder.end_call(call, exc=exc)
+            raise
+
+
+async def _tool_async(state: RunState, use: ToolUse) -> ToolOutcome:
+    observation = state.recorder.start_tool(
+        name=use.name, call_id=use.id, description=_tool_description(state, use.name), arguments=use.input
+    )
+    try:
+        with state.recorder.activate(observation.span if observation else None):
+            outcome = await aexecute_tool(
+                state.agent.tools_by_name,
+                use.name,
+                use.input,
+                timeout_s=state.tool_timeout(),
+                max_output_chars=state.agent.limits.max_tool_output_chars,
+                on_retry=lambda attempt, wait, exc: state.recorder.tool_retry(observation, attempt, wait, exc),
+            )
+    except BaseException:
+        cancelled = ToolOutcome("cancelled", True, "cancelled", "CancelledError", 1, 0.0)
+        _end_tool(state, observation, cancelled)
+        raise
+    _end_tool(state, observation, outcome)
+    return outcome
+
+
+async def _loop_async(
+    state: RunState, client: anthropic.AsyncAnthropic, stream: bool
+) -> AsyncGenerator[RunEvent | Stop, None]:
+    """Yields events, and finally the ``Stop`` that ends the run (async generators cannot return values)."""
+    stop = state.check_task()
+    while stop is None:
+        route = state.route()
+        planned = state.plan(route)
+        if isinstance(planned, NeedCount):
+            planned = state.plan(route, counted_input=await _count_async(state, client, planned))
+        if isinstance(planned, Stop):
+            yield planned
+            return
+        assert isinstance(planned, CallPlan)
+        pending: list[RunEvent] = []
+        if stream:  # the call runs as its own task so its text deltas can be yielded while it streams
+            call_task = asyncio.ensure_future(_call_async(state, client, planned, stream, pending))
+            try:
+                while not call_task.done():
+                    await asyncio.wait([call_task], timeout=0.01)
+                    while pending:
+                        yield pending.pop(0)
+            finally:
+                call_task.cancel()
+            call, outcome = call_task.result()
+        else:
+            call, outcome = await _call_async(state, client, planned, stream, pending)
+        for event in pending:
+            yield event
+        if isinstance(outcome, Stop):
+            yield outcome
+            return
+        next_step, warnings = _after_message(state, planned, call, outcome)
+        for warning in warnings:
+            yield warning
+        if isinstance(next_step, Stop):
+            yield next_step
+            return
+        if next_step:
+            for use in next_step:
+                yield ToolStarted(use.name, use.id, use.input)
+            outcomes = await asyncio.gather(*(_tool_async(state, use) for use in next_step))
+            for use, outcome in zip(next_step, outcomes, strict=True):
+                yield ToolFinished(state.record_tool(use, outcome))
+            state.add_tool_results(list(zip(next_step, outcomes, strict=True)))
+    yield stop
+
+
+async def drive_async(
+    state: RunState, client: anthropic.AsyncAnthropic, stream: bool
+) -> AsyncGenerator[RunEvent, None]:
+    """Run to the end, yielding events and finally ``RunFinished``; telemetry ends exactly once."""
+    state.recorder.start_run(state.task)
+    stop = Stop(StopReason.CANCELLED, "the run was cancelled")
+    loop = _loop_async(state, client, stream)
+    try:
+        async for item in loop:
+            if isinstance(item, Stop):
+                stop = item
+            else:
+                yield item
+    except GeneratorExit:
+        stop = Stop(StopReason.CANCELLED, "the caller stopped reading the run's stream")
+        raise
+    except asyncio.CancelledError:
+        stop = Stop(StopReason.CANCELLED, "the run was cancelled")
+        raise
+    except Exception as exc:
+        stop = _internal_error(exc)
+    finally:
+        try:
+            await loop.aclose()  # cancels an in-flight call and ends open tool spans
+        except Exception:
+            pass
+        result = _finish(state, stop)
+    yield RunFinished(result)

@@ -1,0 +1,123 @@
+"""Which API failures are worth another attempt, and how long to wait first.
+
+The runner owns retries (its client runs with ``max_retries=0``) so every attempt is visible on the
+``chat`` span and every wait counts against the run's wall clock. Tenacity was considered: its
+decorator owns the control flow, but here the loop must weigh each wait against the time left in the
+run and record it; a pure ``decide(...)`` function keeps that in one place for the sync and async forms.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+
+# Statuses the API documents as transient. 400/401/403/404/413/422 are the caller's to fix.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+# Error types sent inside an SSE `error` event (HTTP status 200) that are transient.
+RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """``retry`` with ``wait_s`` seconds first, or give up (``retry=False``) for ``reason``."""
+
+    retry: bool
+    wait_s: float
+    reason: str
+
+
+def error_type(exc: BaseException) -> str:
+    """The low-cardinality name used for ``error.type``: the SDK exception class name."""
+    return type(exc).__name__
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an API error, if it has one. Never raises."""
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _stream_error_type(exc: anthropic.APIStatusError) -> str | None:
+    body: Any = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("type"), str):
+            return str(error["type"])
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for transient API failures: 408/409/429/5xx/529, connection errors, timeouts, SSE overloads."""
+    if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(exc, anthropic.APIStatusError):
+        headers = exc.response.headers if exc.response is not None else {}
+        should = headers.get("x-should-retry")
+        if should == "false":
+            return False
+        if should == "true":
+            return True
+        if exc.status_code == 200:  # an `error` event in the middle of a stream
+            return _stream_error_type(exc) in RETRYABLE_STREAM_ERRORS
+        return exc.status_code in RETRYABLE_STATUSES
+    return isinstance(exc, TimeoutError | ConnectionError)
+
+
+def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:
+    """The server's requested wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(parsed.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: ``min(base * 2**attempt, max)`` scaled by a random 0.5–1.0."""
+    ceiling = min(base_s * (2**attempt), max_s)
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+def decide(
+    exc: BaseException,
+    *,
+    attempt: int,
+    max_retries: int,
+    base_s: float,
+    max_s: float,
+    time_left_s: float | None,
+) -> RetryDecision:
+    """Whether to retry attempt ``attempt`` (0-based) that failed with ``exc``. Never raises.
+
+    A wait longer than the time left in the run is refused: the run stops with ``timeout`` instead of
+    sleeping past its deadline.
+    """
+    if not is_retryable(exc):
+        return RetryDecision(False, 0.0, "not retryable")
+    if attempt >= max_retries:
+        return RetryDecision(False, 0.0, f"gave up after {attempt + 1} attempts")
+    requested = retry_after_s(exc)
+    wait = requested if requested is not None else backoff_s(attempt, base_s, max_s)
+    if time_left_s is not None and wait >= time_left_s:
+        return RetryDecision(False, wait, f"retry wait {wait:.2f}s exceeds the {max(time_left_s, 0):.2f}s left")
+    return RetryDecision(True, wait, "retry-after" if requested is not None else "backoff")

@@ -1,0 +1,57 @@
+"""The metric instruments, created once from the global meter (a proxy until a provider is set)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from opentelemetry import metrics
+from opentelemetry.metrics import Counter, Histogram, Meter
+
+from agentwatch import __version__
+from agentwatch.telemetry import names as n
+
+
+def meter() -> Meter:
+    """agentwatch's meter from the global provider, so it works with whatever the application set up."""
+    return metrics.get_meter(n.INSTRUMENTATION_SCOPE, __version__, schema_url=n.SCHEMA_URL)
+
+
+def histogram(spec: tuple[str, str], description: str, buckets: tuple[float, ...]) -> Histogram:
+    name, unit = spec
+    return meter().create_histogram(
+        name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
+    )
+
+
+def counter(spec: tuple[str, str], description: str) -> Counter:
+    name, unit = spec
+    return meter().create_counter(name, unit=unit, description=description)
+
+
+class Instruments:
+    """Every metric the runner records; see names.py for the Prometheus series of each."""
+
+    def __init__(self) -> None:
+        self.token_usage = histogram(n.M_TOKEN_USAGE, "Tokens per LLM call, by token type", n.TOKEN_BUCKETS)
+        self.operation_duration = histogram(
+            n.M_OPERATION_DURATION, "Duration of an LLM call, retries included", n.DURATION_BUCKETS
+        )
+        self.time_to_first_chunk = histogram(
+            n.M_TIME_TO_FIRST_CHUNK, "Time to the first streamed chunk", n.DURATION_BUCKETS
+        )
+        self.tool_duration = histogram(n.M_TOOL_DURATION, "Duration of a tool call", n.DURATION_BUCKETS)
+        self.tool_calls = counter(n.M_TOOL_CALLS, "Tool calls, by tool and outcome")
+        self.runs = counter(n.M_RUNS, "Agent runs, by agent and stop reason")
+        self.run_duration = histogram(n.M_RUN_DURATION, "Wall-clock duration of a run", n.RUN_DURATION_BUCKETS)
+        self.run_cost = histogram(n.M_RUN_COST, "Cost of a run in US dollars", n.COST_BUCKETS)
+        self.spend = counter(n.M_SPEND, "Money spent on LLM calls in US dollars, by model and agent")
+        self.run_iterations = histogram(n.M_RUN_ITERATIONS, "LLM calls per run", n.ITERATION_BUCKETS)
+        self.retries = counter(n.M_RETRIES, "Retried LLM call attempts, by error type")
+        self.budget_stops = counter(n.M_BUDGET_STOPS, "Runs stopped by a budget, by budget kind")
+        self.telemetry_errors = counter(n.M_TELEMETRY_ERRORS, "Failures inside agentwatch's own telemetry")
+
+
+@cache
+def instruments() -> Instruments:
+    """The process-wide instruments. Never raises (the OTel API is no-op safe)."""
+    return Instruments()

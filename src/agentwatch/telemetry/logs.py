@@ -1,0 +1,62 @@
+"""Structured JSON log records through stdlib logging, stamped with the current trace and span ids.
+
+The library only emits on the ``agentwatch`` logger; where records go is the application's choice
+(``configure_json_logs`` for a file or stream; ``telemetry.setup`` adds OTLP export). Each record is
+one decision: ``event`` names it, the other fields are flat keys documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from opentelemetry import trace
+
+from agentwatch.telemetry.names import LOGGER_NAME
+
+logger = logging.getLogger(LOGGER_NAME)
+
+_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller passed with ``extra=``."""
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, event, message, trace_id, span_id, then the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            out["trace_id"] = format(context.trace_id, "032x")
+            out["span_id"] = format(context.span_id, "016x")
+        out.update(record_fields(record))
+        if record.exc_info and record.exc_info[1] is not None:
+            out["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_json_logs(target: str | Path | IO[str] | None = None, level: int = logging.INFO) -> logging.Handler:
+    """Send ``agentwatch`` records as JSON lines to a file path or stream (default stderr); returns the handler."""
+    handler: logging.Handler
+    if isinstance(target, str | Path):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(target, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(target or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+    return handler

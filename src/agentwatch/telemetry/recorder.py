@@ -1,0 +1,508 @@
+"""``RunRecorder``: observes one run and turns each decision into spans, metrics and a JSON log record.
+
+The runner calls it at every decision point; it never changes what the run does. Every public method
+is guarded: a failure inside telemetry is counted, logged once, and swallowed (never raised into the
+run). Spans are started with explicit parents and made current only around real work (``activate``),
+never across a ``yield``, so streaming and concurrent runs cannot leak or cross contexts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from agentwatch import __version__
+from agentwatch.result import BUDGET_STOPS, RunResult, StopReason, Usage
+from agentwatch.telemetry import names as n
+from agentwatch.telemetry.content import ContentPolicy, redact, to_semconv_messages
+from agentwatch.telemetry.instruments import instruments
+from agentwatch.telemetry.logs import logger
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_reported_failures: set[str] = set()
+
+
+def never_raises(method: Callable[P, R | None]) -> Callable[P, R | None]:
+    """Run ``method``; on any exception count it, log it once per method, and return ``None``."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            try:
+                instruments().telemetry_errors.add(1, {n.ERROR_TYPE: type(exc).__name__})
+                if method.__name__ not in _reported_failures:
+                    _reported_failures.add(method.__name__)
+                    logger.warning(
+                        "agentwatch telemetry failed in %s: %s (further failures here are counted only)",
+                        method.__name__,
+                        redact(str(exc)),
+                        extra={"event": n.LOG_TELEMETRY_ERROR},
+                    )
+            except Exception:
+                pass
+            return None
+
+    return guarded
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(n.INSTRUMENTATION_SCOPE, __version__, schema_url=n.SCHEMA_URL)
+
+
+@dataclass
+class CallObservation:
+    """The telemetry handle of one LLM call (its ``chat`` span and timings)."""
+
+    span: Span
+    model: str
+    started: float
+    stream: bool
+    attempts: int = 1
+    first_chunk_s: float | None = None
+
+
+@dataclass
+class ToolObservation:
+    """The telemetry handle of one tool call."""
+
+    span: Span
+    name: str
+    call_id: str
+
+
+@dataclass
+class AgentInfo:
+    """What telemetry needs to know about the agent, fixed for the run."""
+
+    name: str
+    model: str
+    version: str | None = None
+    description: str | None = None
+    conversation_id: str | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    metric_attributes: dict[str, str] = field(default_factory=dict)
+
+
+class RunRecorder:
+    """Spans, metrics and logs of one run. Create one per run; not shared across runs."""
+
+    def __init__(self, agent: AgentInfo, limits: Any, content: ContentPolicy | None = None) -> None:
+        self.agent = agent
+        self.limits = limits
+        self.content = content or ContentPolicy.from_env()
+        self.metrics = instruments()
+        self.run_span: Span = trace.INVALID_SPAN
+        self.run_context: otel_context.Context | None = None
+        self.base_metric_attrs: dict[str, str] = {n.GEN_AI_AGENT_NAME: agent.name, **agent.metric_attributes}
+        if agent.version:
+            self.base_metric_attrs[n.AW_AGENT_VERSION] = agent.version
+
+    # --- context -------------------------------------------------------------------------------------
+    @contextmanager
+    def activate(self, span: Span | None = None) -> Iterator[None]:
+        """Make ``span`` (default: the run span) current for the duration of real work; never across a yield."""
+        token = otel_context.attach(trace.set_span_in_context(span or self.run_span, self.run_context))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    def trace_id(self) -> str:
+        context = self.run_span.get_span_context()
+        return format(context.trace_id, "032x") if context.is_valid else "0" * 32
+
+    def _log(self, event: str, message: str, span: Span | None, level: int = logging.INFO, **fields: Any) -> None:
+        if not logger.isEnabledFor(level):
+            return
+        with self.activate(span):
+            logger.log(level, message, extra={"event": event, "agent": self.agent.name, **fields})
+
+    def _error(self, span: Span, exc: BaseException | None, error_type: str, message: str) -> None:
+        span.set_attribute(n.ERROR_TYPE, error_type)
+        span.set_status(Status(StatusCode.ERROR, redact(message)[:512]))
+        if exc is not None:
+            span.record_exception(exc, attributes={"exception.message": redact(str(exc))[:2048]})
+
+    # --- run -----------------------------------------------------------------------------------------
+    @never_raises
+    def start_run(self, task: str) -> None:
+        agent = self.agent
+        attributes: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: n.OP_INVOKE_AGENT,
+            n.GEN_AI_PROVIDER_NAME: n.PROVIDER_ANTHROPIC,
+            n.GEN_AI_AGENT_NAME: agent.name,
+            n.GEN_AI_REQUEST_MODEL: agent.model,
+        }
+        if agent.description:
+            attributes[n.GEN_AI_AGENT_DESCRIPTION] = agent.description
+        if agent.conversation_id:
+            attributes[n.GEN_AI_CONVERSATION_ID] = agent.conversation_id
+        if agent.version:
+            attributes[n.AW_AGENT_VERSION] = agent.version
+        limits = self.limits
+        for key, value in (
+            (n.AW_BUDGET_ITERATIONS_LIMIT, limits.max_iterations),
+            (n.AW_BUDGET_TOKENS_LIMIT, limits.token_budget),
+            (n.AW_BUDGET_COST_LIMIT_USD, limits.cost_budget_usd),
+            (n.AW_BUDGET_TIMEOUT_S, limits.timeout_s),
+        ):
+            if value is not None:
+                attributes[key] = value
+        self.run_span = tracer().start_span(
+            n.agent_span_name(agent.name), kind=SpanKind.INTERNAL, attributes=attributes
+        )
+        self.run_context = otel_context.get_current()
+        self._log(
+            n.LOG_RUN_START,
+            f"run_start {agent.name}",
+            None,
+            model=agent.model,
+            version=agent.version,
+            task_chars=len(task),
+        )
+
+    @never_raises
+    def end_run(self, result: RunResult, tokens_left: int | None, cost_left: float | None) -> None:
+        span = self.run_span
+        usage = result.usage
+        attributes: dict[str, Any] = {
+            n.AW_RUN_STOP_REASON: result.stop_reason.value,
+            n.AW_RUN_ITERATIONS: result.iterations,
+            n.AW_RUN_TOOL_CALLS: len(result.tool_calls),
+            n.AW_RUN_INPUT_TOKENS: usage.total_input_tokens,
+            n.AW_RUN_OUTPUT_TOKENS: usage.output_tokens,
+            n.AW_RUN_CACHE_READ_TOKENS: usage.cache_read_tokens,
+            n.AW_RUN_CACHE_WRITE_TOKENS: usage.cache_write_tokens,
+            n.AW_RUN_MODELS: list(result.models),
+        }
+        if result.stop_detail:
+            attributes[n.AW_RUN_STOP_DETAIL] = redact(result.stop_detail)
+        if result.cost_usd is not None:
+            attributes[n.AW_RUN_COST_USD] = result.cost_usd
+        if tokens_left is not None:
+            attributes[n.AW_BUDGET_TOKENS_REMAINING] = tokens_left
+        if cost_left is not None:
+            attributes[n.AW_BUDGET_COST_REMAINING_USD] = round(cost_left, 10)
+        span.set_attributes(attributes)
+        if result.stop_reason is StopReason.ERROR:
+            self._error(span, None, result.error or "error", result.stop_detail or "run failed")
+        metric_attrs = {**self.base_metric_attrs, n.AW_RUN_STOP_REASON: result.stop_reason.value}
+        m = self.metrics
+        m.runs.add(1, metric_attrs)
+        m.run_duration.record(result.duration_s, metric_attrs)
+        m.run_iterations.record(result.iterations, self.base_metric_attrs)
+        if result.cost_usd is not None:
+            m.run_cost.record(result.cost_usd, metric_attrs)
+        if result.stop_reason in BUDGET_STOPS:
+            kind = {
+                StopReason.MAX_ITERATIONS: "iterations",
+                StopReason.TOKEN_BUDGET: "tokens",
+                StopReason.COST_BUDGET: "cost",
+                StopReason.TIMEOUT: "timeout",
+            }[result.stop_reason]
+            m.budget_stops.add(1, {**self.base_metric_attrs, n.AW_BUDGET_KIND: kind})
+        level = logging.ERROR if result.stop_reason is StopReason.ERROR else logging.INFO
+        self._log(
+            n.LOG_RUN_END,
+            f"run_end {self.agent.name} stop_reason={result.stop_reason.value}",
+            None,
+            level,
+            stop_reason=result.stop_reason.value,
+            detail=redact(result.stop_detail),
+            iterations=result.iterations,
+            tool_calls=len(result.tool_calls),
+            input_tokens=usage.total_input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cost_usd=result.cost_usd,
+            duration_s=round(result.duration_s, 4),
+            models=result.models,
+            version=self.agent.version,
+        )
+        span.end()
+
+    # --- LLM calls -----------------------------------------------------------------------------------
+    @never_raises
+    def start_call(
+        self,
+        *,
+        model: str,
+        max_tokens: int,
+        stream: bool,
+        iteration: int,
+        tier: str | None,
+        route_reason: str | None,
+        system: Any,
+        messages: list[dict[str, Any]],
+    ) -> CallObservation:
+        agent = self.agent
+        attributes: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: n.OP_CHAT,
+            n.GEN_AI_PROVIDER_NAME: n.PROVIDER_ANTHROPIC,
+            n.GEN_AI_REQUEST_MODEL: model,
+            n.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+            n.AW_CALL_ITERATION: iteration,
+        }
+        if stream:
+            attributes[n.GEN_AI_REQUEST_STREAM] = True
+        if agent.server_address:
+            attributes[n.SERVER_ADDRESS] = agent.server_address
+        if agent.server_port:
+            attributes[n.SERVER_PORT] = agent.server_port
+        if agent.version:
+            attributes[n.AW_AGENT_VERSION] = agent.version
+        if tier:
+            attributes[n.AW_MODEL_TIER] = tier
+        if route_reason:
+            attributes[n.AW_MODEL_ROUTE_REASON] = route_reason
+        if self.content.on_spans:
+            attributes[n.GEN_AI_INPUT_MESSAGES] = self.content.render(to_semconv_messages(messages))
+            if system:
+                attributes[n.GEN_AI_SYSTEM_INSTRUCTIONS] = self.content.render(system)
+        span = tracer().start_span(
+            n.chat_span_name(model), context=self.run_context_with_span(), kind=SpanKind.CLIENT, attributes=attributes
+        )
+        return CallObservation(span=span, model=model, started=time.perf_counter(), stream=stream)
+
+    def run_context_with_span(self) -> otel_context.Context:
+        return trace.set_span_in_context(self.run_span, self.run_context)
+
+    @never_raises
+    def first_chunk(self, call: CallObservation | None) -> None:
+        if call is not None and call.first_chunk_s is None:
+            call.first_chunk_s = time.perf_counter() - call.started
+
+    @never_raises
+    def retry(
+        self, call: CallObservation | None, *, attempt: int, exc: BaseException, status: int | None, wait_s: float
+    ) -> None:
+        error_type = type(exc).__name__
+        attributes: dict[str, Any] = {
+            n.AW_RETRY_ATTEMPT: attempt,
+            n.ERROR_TYPE: error_type,
+            n.AW_RETRY_WAIT_S: round(wait_s, 4),
+        }
+        if status is not None:
+            attributes[n.HTTP_RESPONSE_STATUS_CODE] = status
+        model = self.agent.model
+        if call is not None:
+            call.attempts = attempt + 1
+            call.span.add_event(n.EVENT_RETRY, attributes)
+            model = call.model
+        self.metrics.retries.add(
+            1, {**self.base_metric_attrs, n.ERROR_TYPE: error_type, n.GEN_AI_REQUEST_MODEL: model}
+        )
+        self._log(
+            n.LOG_RETRY,
+            f"retry attempt={attempt} after {error_type}, waiting {wait_s:.3f}s",
+            call.span if call else None,
+            logging.WARNING,
+            attempt=attempt,
+            error_type=error_type,
+            status=status,
+            wait_s=round(wait_s, 4),
+            model=model,
+            error=redact(str(exc))[:300],
+        )
+
+    @never_raises
+    def end_call(
+        self,
+        call: CallObservation | None,
+        *,
+        message: Any = None,
+        usage: Usage | None = None,
+        cost_usd: float | None = None,
+        exc: BaseException | None = None,
+        output_blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if call is None:
+            return
+        span = call.span
+        duration = time.perf_counter() - call.started
+        metric_attrs: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: n.OP_CHAT,
+            n.GEN_AI_PROVIDER_NAME: n.PROVIDER_ANTHROPIC,
+            n.GEN_AI_REQUEST_MODEL: call.model,
+            **self.base_metric_attrs,
+        }
+        attributes: dict[str, Any] = {n.AW_CALL_ATTEMPTS: call.attempts}
+        if message is not None:
+            response_model = getattr(message, "model", None) or call.model
+            metric_attrs[n.GEN_AI_RESPONSE_MODEL] = response_model
+            attributes[n.GEN_AI_RESPONSE_ID] = getattr(message, "id", "") or ""
+            attributes[n.GEN_AI_RESPONSE_MODEL] = response_model
+            stop_reason = getattr(message, "stop_reason", None)
+            if stop_reason:
+                attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [str(stop_reason)]
+        if usage is not None:
+            attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input_tokens
+            attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+            attributes[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+            attributes[n.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
+            self.metrics.token_usage.record(
+                usage.total_input_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_INPUT}
+            )
+            self.metrics.token_usage.record(
+                usage.output_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_OUTPUT}
+            )
+        if cost_usd is not None:
+            attributes[n.AW_CALL_COST_USD] = cost_usd
+            self.metrics.spend.add(cost_usd, {**self.base_metric_attrs, n.GEN_AI_REQUEST_MODEL: call.model})
+        if call.first_chunk_s is not None:
+            attributes[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_s
+            self.metrics.time_to_first_chunk.record(call.first_chunk_s, metric_attrs)
+        if output_blocks is not None and self.content.on_spans:
+            attributes[n.GEN_AI_OUTPUT_MESSAGES] = self.content.render(
+                to_semconv_messages([{"role": "assistant", "content": output_blocks}])
+            )
+        span.set_attributes(attributes)
+        if exc is not None:
+            error_type = type(exc).__name__
+            metric_attrs[n.ERROR_TYPE] = error_type
+            self._error(span, exc, error_type, f"{error_type}: {exc}")
+        self.metrics.operation_duration.record(duration, metric_attrs)
+        usage = usage or Usage()
+        self._log(
+            n.LOG_LLM_CALL,
+            f"llm_call {call.model} in {duration:.3f}s",
+            span,
+            logging.ERROR if exc is not None else logging.INFO,
+            model=call.model,
+            response_id=attributes.get(n.GEN_AI_RESPONSE_ID),
+            finish_reason=(attributes.get(n.GEN_AI_RESPONSE_FINISH_REASONS) or [None])[0],
+            input_tokens=usage.total_input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cost_usd=cost_usd,
+            attempts=call.attempts,
+            duration_s=round(duration, 4),
+            error_type=type(exc).__name__ if exc is not None else None,
+        )
+        if self.content.in_events:
+            self._log(
+                "gen_ai.client.inference.operation.details",
+                "inference content",
+                span,
+                output=self.content.render(output_blocks or []),
+            )
+        span.end()
+
+    # --- tools ---------------------------------------------------------------------------------------
+    @never_raises
+    def start_tool(self, *, name: str, call_id: str, description: str | None, arguments: Any) -> ToolObservation:
+        attributes: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: n.OP_EXECUTE_TOOL,
+            n.GEN_AI_TOOL_NAME: name,
+            n.GEN_AI_TOOL_CALL_ID: call_id,
+            n.GEN_AI_TOOL_TYPE: n.TOOL_TYPE_FUNCTION,
+        }
+        if description:
+            attributes[n.GEN_AI_TOOL_DESCRIPTION] = description
+        if self.agent.version:
+            attributes[n.AW_AGENT_VERSION] = self.agent.version
+        if self.content.on_spans:
+            attributes[n.GEN_AI_TOOL_CALL_ARGUMENTS] = self.content.render(arguments)
+        span = tracer().start_span(
+            n.tool_span_name(name), context=self.run_context_with_span(), kind=SpanKind.INTERNAL, attributes=attributes
+        )
+        self._log(n.LOG_TOOL_CALL, f"tool_call {name}", span, tool=name, call_id=call_id)
+        return ToolObservation(span=span, name=name, call_id=call_id)
+
+    @never_raises
+    def end_tool(
+        self,
+        tool: ToolObservation | None,
+        *,
+        content: str,
+        is_error: bool,
+        outcome: str,
+        error_type: str | None,
+        attempts: int,
+        duration_s: float,
+    ) -> None:
+        if tool is None:
+            return
+        span = tool.span
+        span.set_attribute(n.AW_TOOL_OUTCOME, outcome)
+        span.set_attribute(n.AW_TOOL_ATTEMPTS, attempts)
+        if self.content.on_spans:
+            span.set_attribute(n.GEN_AI_TOOL_CALL_RESULT, self.content.render(content))
+        duration_attrs: dict[str, Any] = {n.GEN_AI_TOOL_NAME: tool.name, **self.base_metric_attrs}
+        if is_error:
+            duration_attrs[n.ERROR_TYPE] = error_type or "error"
+            self._error(span, None, error_type or "error", redact(content)[:512])
+        self.metrics.tool_duration.record(duration_s, duration_attrs)
+        self.metrics.tool_calls.add(
+            1, {n.GEN_AI_TOOL_NAME: tool.name, n.AW_TOOL_OUTCOME: outcome, **self.base_metric_attrs}
+        )
+        self._log(
+            n.LOG_TOOL_RESULT,
+            f"tool_result {tool.name} outcome={outcome}",
+            span,
+            logging.WARNING if is_error else logging.INFO,
+            tool=tool.name,
+            call_id=tool.call_id,
+            outcome=outcome,
+            error_type=error_type,
+            attempts=attempts,
+            duration_s=round(duration_s, 4),
+            output_chars=len(content),
+        )
+        span.end()
+
+    @never_raises
+    def tool_retry(self, tool: ToolObservation | None, attempt: int, wait_s: float, exc: BaseException) -> None:
+        if tool is not None:
+            tool.span.add_event(
+                n.EVENT_RETRY,
+                {n.AW_RETRY_ATTEMPT: attempt, n.ERROR_TYPE: type(exc).__name__, n.AW_RETRY_WAIT_S: round(wait_s, 4)},
+            )
+
+    # --- decisions -----------------------------------------------------------------------------------
+    @never_raises
+    def budget_warning(self, kind: str, used: float, limit: float) -> None:
+        self.run_span.add_event(n.EVENT_BUDGET_WARNING, {n.AW_BUDGET_KIND: kind, "used": used, "limit": limit})
+        self._log(
+            n.LOG_BUDGET_WARNING,
+            f"budget_warning {kind}: {used:g} of {limit:g} used",
+            None,
+            logging.WARNING,
+            kind=kind,
+            used=used,
+            limit=limit,
+        )
+
+    @never_raises
+    def budget_exceeded(self, kind: str, detail: str) -> None:
+        self._log(
+            n.LOG_BUDGET_EXCEEDED, f"budget_exceeded {kind}: {detail}", None, logging.WARNING, kind=kind, detail=detail
+        )
+
+    @never_raises
+    def route(self, *, model: str, tier: str | None, reason: str | None, iteration: int) -> None:
+        self._log(
+            n.LOG_ROUTE,
+            f"model_route {model} tier={tier}",
+            None,
+            model=model,
+            tier=tier,
+            reason=reason,
+            iteration=iteration,
+        )
