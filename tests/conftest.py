@@ -75,7 +75,7 @@ def metric_points(name: str, **attributes: Any) -> list[Any]:
                 if metric.name != name:
                     continue
                 for point in metric.data.data_points:
-                    if all(point.attributes.get(k) == v for k, v in attributes.items()):
+                    if all((point.attributes or {}).get(k) == v for k, v in attributes.items()):
                         found.append(point)
     return found
 

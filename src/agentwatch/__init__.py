@@ -6,11 +6,11 @@ and JSON logs, under hard budgets, with retries and tool errors handled. See REA
 
 __version__ = "0.1.0"
 
-from agentwatch.agent import Agent  # noqa: E402
-from agentwatch.cost import Pricing  # noqa: E402
-from agentwatch.limits import Limits  # noqa: E402
-from agentwatch.result import RunResult, StopReason, ToolCall, Usage  # noqa: E402
-from agentwatch.runner.events import (  # noqa: E402
+from agentwatch.agent import Agent
+from agentwatch.cost import Pricing
+from agentwatch.limits import Limits
+from agentwatch.result import RunResult, StopReason, ToolCall, Usage
+from agentwatch.runner.events import (
     Retrying,
     RunEvent,
     RunFinished,
@@ -18,9 +18,9 @@ from agentwatch.runner.events import (  # noqa: E402
     ToolFinished,
     ToolStarted,
 )
-from agentwatch.runner.guards import BudgetWarning  # noqa: E402
-from agentwatch.runner.routing import Route, RouteContext, TierRouter  # noqa: E402
-from agentwatch.tools import Tool, ToolInputError, TransientToolError, tool  # noqa: E402
+from agentwatch.runner.guards import BudgetWarning
+from agentwatch.runner.routing import Route, RouteContext, TierRouter
+from agentwatch.tools import Tool, ToolInputError, TransientToolError, tool
 
 __all__ = [
     "Agent",

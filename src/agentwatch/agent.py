@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class Agent:
     name: str
     model: str
     system: str | None = None
-    tools: Sequence[Tool] = ()
+    tools: Sequence[Tool[..., Any]] = ()
     limits: Limits = field(default_factory=Limits)
     description: str | None = None
     version: str | None = None
@@ -72,15 +73,16 @@ class Agent:
     stop_sequences: Sequence[str] = ()
     sdk_spans: bool = False
     count_tokens_near_budget: bool = True
-    tools_by_name: dict[str, Tool] = field(init=False, repr=False, compare=False)
+    tools_by_name: dict[str, Tool[..., Any]] = field(init=False, repr=False, compare=False)
     _tool_params: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
+    prompt_bytes: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise ValueError("Agent.name must be a non-empty string (it names the agent's spans and metrics).")
         if not self.model or not isinstance(self.model, str):
             raise ValueError("Agent.model must be a model id such as 'claude-haiku-4-5-20251001'.")
-        by_name: dict[str, Tool] = {}
+        by_name: dict[str, Tool[..., Any]] = {}
         for item in self.tools:
             if not isinstance(item, Tool):
                 raise ValueError(f"Agent.tools must hold @tool-decorated functions; got {item!r}.")
@@ -93,6 +95,8 @@ class Agent:
         if self.cache_prompt and params:
             params[-1] = {**params[-1], "cache_control": {"type": "ephemeral"}}
         object.__setattr__(self, "_tool_params", params)
+        prompt = (self.system or "").encode("utf-8")
+        object.__setattr__(self, "prompt_bytes", len(prompt) + len(json.dumps(params, ensure_ascii=False).encode()))
         if self.limits.cost_budget_usd is not None:
             for model in (self.model, *router_models(self.router)):
                 if not self.pricing.has_price(model):
@@ -135,12 +139,16 @@ class Agent:
 
     def _sync_client(self, client: anthropic.Anthropic | None) -> anthropic.Anthropic:
         if isinstance(client, anthropic.AsyncAnthropic):
-            raise TypeError("run()/stream() need an anthropic.Anthropic client; use arun()/astream() with AsyncAnthropic.")
+            raise TypeError(
+                "run()/stream() need an anthropic.Anthropic client; use arun()/astream() with AsyncAnthropic."
+            )
         return _prepare_client(client if client is not None else anthropic.Anthropic(), self.sdk_spans)  # type: ignore[no-any-return]
 
     def _async_client(self, client: anthropic.AsyncAnthropic | None) -> anthropic.AsyncAnthropic:
         if isinstance(client, anthropic.Anthropic):
-            raise TypeError("arun()/astream() need an anthropic.AsyncAnthropic client; use run()/stream() with Anthropic.")
+            raise TypeError(
+                "arun()/astream() need an anthropic.AsyncAnthropic client; use run()/stream() with Anthropic."
+            )
         return _prepare_client(client if client is not None else anthropic.AsyncAnthropic(), self.sdk_spans)  # type: ignore[no-any-return]
 
     def _events(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> Iterator[RunEvent]:

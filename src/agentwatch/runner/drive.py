@@ -8,6 +8,8 @@ cancellation, a bug), the run ends with exactly one ``end_run``: root span, metr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
@@ -64,7 +66,9 @@ def _after_message(
     state: RunState, plan: CallPlan, call: CallObservation | None, message: Message
 ) -> tuple[list[ToolUse] | Stop | None, list[BudgetWarning]]:
     usage, cost, next_step = state.on_message(plan, message)
-    state.recorder.end_call(call, message=message, usage=usage, cost_usd=cost, output_blocks=state.messages[-1]["content"])
+    state.recorder.end_call(
+        call, message=message, usage=usage, cost_usd=cost, output_blocks=state.messages[-1]["content"]
+    )
     return next_step, _warnings(state, state.guards.account(usage, cost), plan.iteration)
 
 
@@ -131,7 +135,9 @@ def _call_sync(
             if not decision.retry:
                 state.recorder.end_call(call, exc=exc)
                 return call, state.failure_stop(exc, decision, attempt + 1)
-            state.recorder.retry(call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s)
+            state.recorder.retry(
+                call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s
+            )
             yield Retrying(attempt + 1, decision.wait_s, retry.error_type(exc))
             time.sleep(decision.wait_s)
             attempt += 1
@@ -154,7 +160,7 @@ def _tools_sync(state: RunState, uses: list[ToolUse]) -> Generator[RunEvent, Non
                 use.input,
                 timeout_s=state.tool_timeout(),
                 max_output_chars=state.agent.limits.max_tool_output_chars,
-                on_retry=lambda attempt, wait, exc, o=observation: state.recorder.tool_retry(o, attempt, wait, exc),
+                on_retry=functools.partial(state.recorder.tool_retry, observation),
             )
         _end_tool(state, observation, outcome)
         results.append((use, outcome))
@@ -257,7 +263,9 @@ async def _call_async(
             if not decision.retry:
                 state.recorder.end_call(call, exc=exc)
                 return call, state.failure_stop(exc, decision, attempt + 1)
-            state.recorder.retry(call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s)
+            state.recorder.retry(
+                call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s
+            )
             out.append(Retrying(attempt + 1, decision.wait_s, retry.error_type(exc)))
             await asyncio.sleep(decision.wait_s)
             attempt += 1
@@ -278,7 +286,7 @@ async def _tool_async(state: RunState, use: ToolUse) -> ToolOutcome:
                 use.input,
                 timeout_s=state.tool_timeout(),
                 max_output_chars=state.agent.limits.max_tool_output_chars,
-                on_retry=lambda attempt, wait, exc: state.recorder.tool_retry(observation, attempt, wait, exc),
+                on_retry=functools.partial(state.recorder.tool_retry, observation),
             )
     except BaseException:
         cancelled = ToolOutcome("cancelled", True, "cancelled", "CancelledError", 1, 0.0)
@@ -358,9 +366,7 @@ async def drive_async(
     except Exception as exc:
         stop = _internal_error(exc)
     finally:
-        try:
+        with contextlib.suppress(Exception):
             await loop.aclose()  # cancels an in-flight call and ends open tool spans
-        except Exception:
-            pass
         result = _finish(state, stop)
     yield RunFinished(result)

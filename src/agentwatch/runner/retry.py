@@ -89,12 +89,12 @@ def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         if parsed is None:
             return None
-        return max(parsed.timestamp() - (time.time() if now is None else now), 0.0)
+        return max(float(parsed.timestamp()) - (time.time() if now is None else now), 0.0)
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: ``min(base * 2**attempt, max)`` scaled by a random 0.5–1.0."""
-    ceiling = min(base_s * (2**attempt), max_s)
+    ceiling: float = min(base_s * (2.0**attempt), max_s)
     return ceiling * (0.5 + 0.5 * (rng or random).random())
 
 

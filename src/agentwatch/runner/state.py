@@ -120,9 +120,7 @@ class RunState:
     def __post_init__(self) -> None:
         self.guards = Guards(self.agent.limits, self.agent.pricing)
         self.messages = [{"role": "user", "content": self.task}]
-        self._pending_bytes = (
-            _utf8_len(self.task) + _utf8_len(self.agent.system or "") + _utf8_len(self.agent.tool_params())
-        )
+        self._pending_bytes = _utf8_len(self.task) + self.agent.prompt_bytes
 
     # --- before a call -------------------------------------------------------------------------------
     def check_task(self) -> Stop | None:
@@ -274,12 +272,19 @@ class RunState:
             if plan.max_tokens < limits.max_tokens:
                 kind = "cost" if self.guards.cost_left() is not None and limits.token_budget is None else "tokens"
                 reason = StopReason.COST_BUDGET if kind == "cost" else StopReason.TOKEN_BUDGET
-                return usage, cost, Stop(
-                    reason, f"the reply was cut at {plan.max_tokens:,} tokens to stay within the budget", kind
+                return (
+                    usage,
+                    cost,
+                    Stop(reason, f"the reply was cut at {plan.max_tokens:,} tokens to stay within the budget", kind),
                 )
-            return usage, cost, Stop(
-                StopReason.MAX_TOKENS,
-                f"the reply was cut off at max_tokens={plan.max_tokens:,}: raise Limits.max_tokens for longer answers",
+            return (
+                usage,
+                cost,
+                Stop(
+                    StopReason.MAX_TOKENS,
+                    f"the reply was cut off at max_tokens={plan.max_tokens:,}: "
+                    "raise Limits.max_tokens for longer answers",
+                ),
             )
         if stop_reason == "refusal":
             return usage, cost, Stop(StopReason.REFUSAL, "the model declined to continue (stop_reason=refusal)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -50,7 +51,7 @@ class SpanTreeCollector(SpanExporter):
 
 
 def describe(span: ReadableSpan) -> str:
-    attrs = span.attributes or {}
+    attrs: dict[str, Any] = dict(span.attributes or {})
     duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
     parts = [f"{span.name}  {duration_ms:.1f} ms"]
     if n.GEN_AI_USAGE_INPUT_TOKENS in attrs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +29,9 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, event, message, trace_id, span_id, then the fields."""
+    """One JSON object per line: UTC time, level, event, message, trace_id, span_id, then the fields."""
+
+    converter = time.gmtime  # type: ignore[assignment]  # UTC, matching the Z suffix
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {

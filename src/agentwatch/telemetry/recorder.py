@@ -58,7 +58,9 @@ def never_raises(method: Callable[P, R | None]) -> Callable[P, R | None]:
     return guarded
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    """agentwatch's tracer from the global provider (a proxy until one is set, so caching is safe)."""
     return trace.get_tracer(n.INSTRUMENTATION_SCOPE, __version__, schema_url=n.SCHEMA_URL)
 
 
@@ -304,9 +306,7 @@ class RunRecorder:
             call.attempts = attempt + 1
             call.span.add_event(n.EVENT_RETRY, attributes)
             model = call.model
-        self.metrics.retries.add(
-            1, {**self.base_metric_attrs, n.ERROR_TYPE: error_type, n.GEN_AI_REQUEST_MODEL: model}
-        )
+        self.metrics.retries.add(1, {**self.base_metric_attrs, n.ERROR_TYPE: error_type, n.GEN_AI_REQUEST_MODEL: model})
         self._log(
             n.LOG_RETRY,
             f"retry attempt={attempt} after {error_type}, waiting {wait_s:.3f}s",

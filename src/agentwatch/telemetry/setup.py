@@ -100,7 +100,7 @@ class GuardedLogExporter(LogRecordExporter):
 
     def shutdown(self) -> None:
         try:
-            self.inner.shutdown()
+            self.inner.shutdown()  # type: ignore[no-untyped-call]
         except Exception as exc:
             _report_export_failure("logs", f"shutdown: {exc}")
 
@@ -205,14 +205,13 @@ class Telemetry:
             return
         self._done = True
         agentwatch_logger.removeHandler(self.log_handler)
-        self._bounded(
-            lambda: (
-                self.tracer_provider.shutdown(),
-                self.meter_provider.shutdown(timeout_millis=self.shutdown_timeout_s * 1000),
-                self.logger_provider.shutdown(),
-            ),
-            self.shutdown_timeout_s,
-        )
+
+        def stop_all() -> None:
+            self.tracer_provider.shutdown()
+            self.meter_provider.shutdown(timeout_millis=self.shutdown_timeout_s * 1000)
+            self.logger_provider.shutdown()
+
+        self._bounded(stop_all, self.shutdown_timeout_s)
 
     @staticmethod
     def _bounded(work: Callable[[], object], timeout_s: float) -> None:
