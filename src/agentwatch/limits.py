@@ -48,8 +48,6 @@ class Limits:
         if self.max_retries < 0:
             raise ValueError(f"Limits.max_retries must be 0 or more; got {self.max_retries!r}.")
         if not 0 < self.budget_warning_fraction <= 1:
-            raise ValueError(
-                f"Limits.budget_warning_fraction must be in (0, 1]; got {self.budget_warning_fraction!r}."
-            )
+            raise ValueError(f"Limits.budget_warning_fraction must be in (0, 1]; got {self.budget_warning_fraction!r}.")
         if self.retry_base_delay_s < 0 or self.retry_max_delay_s < self.retry_base_delay_s:
             raise ValueError("Limits.retry_base_delay_s must be >= 0 and <= retry_max_delay_s.")

@@ -109,7 +109,7 @@ class Guards:
                 )
         cost_left = self.cost_left()
         if cost_left is not None:
-            rates = self.pricing.prices_for(model)
+            rates = self.pricing.prices_for(model, input_tokens=input_tokens)  # long-context tiers cost more
             if rates is None:  # Agent construction refuses this; kept as a hard stop, never unlimited.
                 return Stop(StopReason.ERROR, f"model {model!r} has no known price for the cost budget", "cost")
             input_rate = max(rates.input, rates.cache_write_1h, rates.cache_write_5m) if cached else rates.input

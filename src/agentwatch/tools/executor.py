@@ -1,0 +1,343 @@
+"""Run one tool call so that it cannot take the run down: errors, bad input, hangs and huge outputs all
+become a ``ToolOutcome`` the model can read (``is_error``), never an exception.
+
+Sync tools run in a daemon worker thread inside a copy of the caller's ``contextvars`` context: a hung
+tool times out on schedule, never blocks interpreter exit, and OpenTelemetry spans it opens nest under
+the caller's span. The timeout covers every attempt, backoff waits included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pydantic
+import pydantic_core
+
+from agentwatch.telemetry import names
+from agentwatch.tools.base import Tool, ToolInputError
+
+T = TypeVar("T")
+OnRetry = Callable[[int, float, BaseException], None]
+AnyTool = Tool[..., Any]
+
+_PROPAGATE = (KeyboardInterrupt, SystemExit, asyncio.CancelledError)
+_MAX_BACKOFF_S = 10.0
+logger = logging.getLogger(names.LOGGER_NAME)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """How one tool call ended, and the text that goes back to the model in its ``tool_result``.
+
+    ``outcome`` is one of ``names.TOOL_OK``, ``TOOL_ERROR``, ``TOOL_TIMEOUT``, ``TOOL_INVALID_INPUT``,
+    ``TOOL_UNKNOWN``; ``error_type`` is the exception class name, ``"timeout"``, ``"unknown_tool"`` or
+    ``"invalid_input"`` (None when ok). ``attempts`` is 0 when the tool never ran.
+    """
+
+    content: str
+    is_error: bool
+    outcome: str
+    error_type: str | None
+    attempts: int
+    duration_s: float
+
+
+def render_output(value: object) -> str:
+    """A tool's return value as text: strings as they are, data as JSON, anything else ``str()``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump_json()
+    if (
+        value is None
+        or isinstance(value, dict | list | tuple | bool | int | float)
+        or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+    ):
+        return pydantic_core.to_json(value, fallback=str).decode()
+    return str(value)
+
+
+def execute_tool(
+    tools: Mapping[str, AnyTool],
+    name: str,
+    raw_input: object,
+    *,
+    timeout_s: float | None,
+    max_output_chars: int,
+    on_retry: OnRetry | None = None,
+) -> ToolOutcome:
+    """Validate, run (with timeout and retries) and render one tool call. Never raises.
+
+    Only ``KeyboardInterrupt``, ``SystemExit`` and ``asyncio.CancelledError`` from the tool propagate.
+    """
+    call = _Call(tools, name, raw_input, timeout_s, max_output_chars, on_retry)
+    if call.early is not None:
+        return call.early
+    tool, arguments = call.tool, call.arguments
+    while True:
+        call.attempts += 1
+        status, value = _run_in_worker(tool, arguments, call.remaining())
+        if status == "timeout":
+            return call.timed_out()
+        if status == "ok":
+            return call.ok(value)
+        wait = call.retry_wait(value)
+        if wait is None:
+            return call.failed(value)
+        call.notify_retry(wait, value)
+        time.sleep(wait)
+
+
+async def aexecute_tool(
+    tools: Mapping[str, AnyTool],
+    name: str,
+    raw_input: object,
+    *,
+    timeout_s: float | None,
+    max_output_chars: int,
+    on_retry: OnRetry | None = None,
+) -> ToolOutcome:
+    """Async form of :func:`execute_tool`; never blocks the event loop. Never raises.
+
+    Async tools are awaited under ``asyncio.timeout``; sync tools run in a daemon thread with the
+    caller's context, so a hung one is abandoned at the deadline without holding up the loop.
+    """
+    call = _Call(tools, name, raw_input, timeout_s, max_output_chars, on_retry)
+    if call.early is not None:
+        return call.early
+    tool, arguments = call.tool, call.arguments
+    deadline = asyncio.timeout(call.limit)
+    result: ToolOutcome | None = None
+    try:
+        async with deadline:
+            while result is None:
+                call.attempts += 1
+                try:
+                    if tool.is_async:
+                        content = render_output(await tool.invoke(arguments))
+                    else:
+                        content = await _in_daemon_thread(lambda: _call_sync(tool, arguments, None)[1])
+                except _PROPAGATE:
+                    raise
+                except BaseException as exc:
+                    wait = call.retry_wait(exc)
+                    if wait is None:
+                        result = call.failed(exc)
+                    else:
+                        call.notify_retry(wait, exc)
+                        await asyncio.sleep(wait)
+                else:
+                    result = call.ok(content)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # pragma: no cover - tool errors are caught above; this is not our deadline
+    if deadline.expired() or result is None:
+        return call.timed_out()
+    return result
+
+
+class _Call:
+    """The bookkeeping one tool call shares between the sync and async forms."""
+
+    def __init__(
+        self,
+        tools: Mapping[str, AnyTool],
+        name: str,
+        raw_input: object,
+        timeout_s: float | None,
+        max_output_chars: int,
+        on_retry: OnRetry | None,
+    ) -> None:
+        self.start = time.monotonic()
+        self.name = name
+        self.max_output_chars = max_output_chars
+        self.on_retry = on_retry
+        self.attempts = 0
+        self.early: ToolOutcome | None = None
+        self.limit: float | None = None
+        self.deadline: float | None = None
+        try:
+            found = tools.get(name)
+        except Exception:  # an unhashable name, a broken mapping
+            found = None
+        if found is None:
+            try:
+                available = ", ".join(sorted(tools)) or "(none)"
+            except Exception:
+                available = "(unknown)"
+            self.early = self._outcome(
+                f"ToolError: unknown tool {name!r}. Available tools: {available}.",
+                names.TOOL_UNKNOWN,
+                "unknown_tool",
+            )
+            return
+        self.tool: AnyTool = found
+        try:
+            self.arguments = found.validate(raw_input)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, ToolInputError) else _describe(exc)
+            self.early = self._outcome(
+                f"ToolError: {message}\nFix the input to match the tool's input_schema and call it again.",
+                names.TOOL_INVALID_INPUT,
+                "invalid_input",
+            )
+            return
+        limits = [t for t in (timeout_s, found.timeout_s) if t is not None]
+        self.limit = min(limits) if limits else None
+        self.deadline = None if self.limit is None else self.start + self.limit
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def retry_wait(self, exc: BaseException) -> float | None:
+        """Seconds to wait before the next attempt, or None when this error is final."""
+        tool = self.tool
+        if self.attempts > tool.retries or not isinstance(exc, tool.retry_on):
+            return None
+        wait = min(tool.retry_backoff_s * 2.0 ** (self.attempts - 1), _MAX_BACKOFF_S)
+        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+            return None
+        return wait
+
+    def notify_retry(self, wait: float, exc: BaseException) -> None:
+        if self.on_retry is None:
+            return
+        try:
+            self.on_retry(self.attempts, wait, exc)
+        except Exception:
+            logger.warning("on_retry callback for tool %r failed; ignored", self.name, exc_info=True)
+
+    def ok(self, content: str) -> ToolOutcome:
+        return self._outcome(content, names.TOOL_OK, None)
+
+    def failed(self, exc: BaseException) -> ToolOutcome:
+        return self._outcome(f"ToolError: {_describe(exc)}", names.TOOL_ERROR, type(exc).__name__)
+
+    def timed_out(self) -> ToolOutcome:
+        tries = f" ({self.attempts} attempts)" if self.attempts > 1 else ""
+        return self._outcome(
+            f"ToolError: timeout: tool {self.name!r} did not finish within {self.limit:g} s{tries}.",
+            names.TOOL_TIMEOUT,
+            "timeout",
+        )
+
+    def _outcome(self, content: str, outcome: str, error_type: str | None) -> ToolOutcome:
+        return ToolOutcome(
+            content=_truncate(content, self.max_output_chars),
+            is_error=outcome != names.TOOL_OK,
+            outcome=outcome,
+            error_type=error_type,
+            attempts=self.attempts,
+            duration_s=time.monotonic() - self.start,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _truncate(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}\n[truncated {len(text) - max_chars} chars]"
+
+
+def _call_sync(tool: AnyTool, arguments: dict[str, Any], timeout: float | None) -> tuple[str, str]:
+    """Run a tool to completion in the current thread: (status, rendered output).
+
+    An awaitable result (an async tool) is run with ``asyncio.run`` under ``timeout``; status is
+    ``"timeout"`` when that deadline cut it off.
+    """
+    value = tool.invoke(arguments)
+    if inspect.isawaitable(value):
+        status, value = asyncio.run(_await_within(value, timeout))
+        if status == "timeout":
+            return status, ""
+    return "ok", render_output(value)
+
+
+async def _await_within(awaitable: Awaitable[T], timeout: float | None) -> tuple[str, T | None]:
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return "ok", await awaitable
+    except TimeoutError:
+        if deadline.expired():
+            return "timeout", None
+        raise
+
+
+def _run_in_worker(tool: AnyTool, arguments: dict[str, Any], timeout: float | None) -> tuple[str, Any]:
+    """Run the tool in a daemon thread; wait at most ``timeout``.
+
+    Returns ("ok", text), ("error", exception) or ("timeout", None). Re-raises the exceptions that must
+    propagate.
+    """
+    box: list[tuple[str, Any]] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box.append(_call_sync(tool, arguments, timeout))
+        except BaseException as exc:
+            box.append(("error", exc))
+        finally:
+            done.set()
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(
+        target=context.run, args=(target,), name=f"agentwatch-tool-{tool.name}", daemon=True
+    )
+    worker.start()
+    if not done.wait(timeout):
+        return "timeout", None
+    status, value = box[0]
+    if status == "error" and isinstance(value, _PROPAGATE):
+        raise value
+    return status, value
+
+
+async def _in_daemon_thread(fn: Callable[[], T]) -> T:
+    """Like ``asyncio.to_thread`` (context included) but on a daemon thread of its own.
+
+    The default executor's threads are joined at loop shutdown and interpreter exit, so one hung tool
+    would hold both up; a daemon thread is simply abandoned when its caller stops waiting.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def deliver(error: BaseException | None, value: Any) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def target() -> None:
+        error: BaseException | None = None
+        value: Any = None
+        try:
+            value = context.run(fn)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(deliver, error, value)
+
+    threading.Thread(target=target, name="agentwatch-tool", daemon=True).start()
+    return await future

@@ -1,0 +1,414 @@
+"""The tool executor: every way a tool call can end becomes a ``ToolOutcome``; nothing escapes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pydantic
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentwatch.telemetry import names
+from agentwatch.tools import Tool, ToolOutcome, TransientToolError, aexecute_tool, execute_tool, tool
+
+Runner = Callable[..., Awaitable[ToolOutcome]]
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Both executor forms behind one awaitable signature, so each rule is tested in both."""
+
+    async def call(tools: list[Tool[..., Any]], name: str, raw: object, **kwargs: Any) -> ToolOutcome:
+        kwargs.setdefault("timeout_s", 5.0)
+        kwargs.setdefault("max_output_chars", 10_000)
+        by_name = {t.name: t for t in tools}
+        if request.param == "sync":
+            return execute_tool(by_name, name, raw, **kwargs)
+        return await aexecute_tool(by_name, name, raw, **kwargs)
+
+    return call
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool
+async def async_add(a: int, b: int) -> int:
+    """Add two integers, asynchronously."""
+    await asyncio.sleep(0)
+    return a + b
+
+
+@tool
+def explode(message: str) -> str:
+    """Always fails."""
+    raise ValueError(message)
+
+
+class Model(pydantic.BaseModel):
+    name: str
+    size: int
+
+
+@dataclasses.dataclass
+class Record:
+    key: str
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "<opaque thing>"
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("cannot print me")
+
+
+@pytest.mark.parametrize("fn", [add, async_add])
+async def test_ok(run: Runner, fn: Tool[..., Any]) -> None:
+    outcome = await run([fn], fn.name, {"a": 2, "b": "3"})
+    assert outcome.content == "5"
+    assert (outcome.is_error, outcome.outcome, outcome.error_type, outcome.attempts) == (
+        False,
+        names.TOOL_OK,
+        None,
+        1,
+    )
+    assert outcome.duration_s >= 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text as is", "text as is"),
+        ({"a": [1, 2.5, None], "b": "é"}, '{"a":[1,2.5,null],"b":"é"}'),
+        ([1, "two"], '[1,"two"]'),
+        (Model(name="x", size=3), '{"name":"x","size":3}'),
+        (Record(key="k"), '{"key":"k"}'),
+        (True, "true"),
+        (None, "null"),
+        (Opaque(), "<opaque thing>"),
+    ],
+)
+async def test_return_values_are_serialised(run: Runner, value: object, expected: str) -> None:
+    @tool
+    def produce() -> object:
+        """Return the value."""
+        return value
+
+    assert (await run([produce], "produce", {})).content == expected
+
+
+async def test_exception_becomes_an_error_result(run: Runner) -> None:
+    outcome = await run([explode], "explode", {"message": "disk full"})
+    assert outcome.content == "ToolError: ValueError: disk full"
+    assert (outcome.is_error, outcome.outcome, outcome.error_type, outcome.attempts) == (
+        True,
+        names.TOOL_ERROR,
+        "ValueError",
+        1,
+    )
+
+
+async def test_unprintable_result_is_an_error_not_a_crash(run: Runner) -> None:
+    @tool
+    def weird() -> object:
+        """Return something whose str() fails."""
+        return Unprintable()
+
+    outcome = await run([weird], "weird", {})
+    assert outcome.outcome == names.TOOL_ERROR
+    assert outcome.content == "ToolError: RuntimeError: cannot print me"
+
+
+class OddBaseError(BaseException):
+    """A BaseException that is not one of the three that must propagate."""
+
+
+async def test_other_base_exceptions_are_contained(run: Runner) -> None:
+    @tool
+    def odd() -> None:
+        """Raise a BaseException subclass."""
+        raise OddBaseError("odd")
+
+    @tool
+    async def odd_async() -> None:
+        """Raise a BaseException subclass."""
+        raise GeneratorExit
+
+    assert (await run([odd], "odd", {})).error_type == "OddBaseError"
+    assert (await run([odd_async], "odd_async", {})).error_type == "GeneratorExit"
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+async def test_interrupt_and_exit_propagate(run: Runner, exc_type: type[BaseException]) -> None:
+    @tool
+    def stop() -> None:
+        """Ask the process to stop."""
+        raise exc_type
+
+    with pytest.raises(exc_type):
+        await run([stop], "stop", {})
+
+
+async def test_cancellation_from_a_tool_propagates(run: Runner) -> None:
+    @tool
+    async def cancelled() -> None:
+        """Raise CancelledError."""
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await run([cancelled], "cancelled", {})
+
+
+async def test_unknown_tool_names_the_available_ones(run: Runner) -> None:
+    outcome = await run([explode, add], "multiply", {"a": 1})
+    assert outcome.content == "ToolError: unknown tool 'multiply'. Available tools: add, explode."
+    assert (outcome.is_error, outcome.outcome, outcome.error_type, outcome.attempts) == (
+        True,
+        names.TOOL_UNKNOWN,
+        "unknown_tool",
+        0,
+    )
+    assert "(none)" in (await run([], "x", {})).content
+
+
+async def test_invalid_input_tells_the_model_what_to_fix(run: Runner) -> None:
+    outcome = await run([add], "add", {"a": "one"})
+    assert (outcome.is_error, outcome.outcome, outcome.error_type, outcome.attempts) == (
+        True,
+        names.TOOL_INVALID_INPUT,
+        "invalid_input",
+        0,
+    )
+    assert "- a: Input should be a valid integer" in outcome.content
+    assert "- b: required field is missing" in outcome.content
+    assert "Fix the input" in outcome.content
+
+
+async def test_output_is_truncated_with_a_marker(run: Runner) -> None:
+    @tool
+    def big() -> str:
+        """Return a lot."""
+        return "x" * 100
+
+    outcome = await run([big], "big", {}, max_output_chars=10)
+    assert outcome.content == "x" * 10 + "\n[truncated 90 chars]"
+    assert outcome.outcome == names.TOOL_OK
+    huge_error = await run([explode], "explode", {"message": "e" * 500}, max_output_chars=40)
+    assert huge_error.content.endswith("[truncated 483 chars]")
+
+
+# --- timeouts ----------------------------------------------------------------------------------
+
+
+@tool
+def hung_sync() -> str:
+    """Hang for 30 seconds."""
+    time.sleep(30)
+    return "too late"
+
+
+@tool
+async def hung_async() -> str:
+    """Hang for 30 seconds."""
+    await asyncio.sleep(30)
+    return "too late"
+
+
+@pytest.mark.parametrize("fn", [hung_sync, hung_async])
+async def test_hung_tool_times_out_on_time(run: Runner, fn: Tool[..., Any]) -> None:
+    started = time.monotonic()
+    outcome = await run([fn], fn.name, {}, timeout_s=0.3)
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.3 + 0.5
+    assert (outcome.is_error, outcome.outcome, outcome.error_type) == (True, names.TOOL_TIMEOUT, "timeout")
+    assert outcome.content == f"ToolError: timeout: tool {fn.name!r} did not finish within 0.3 s."
+
+
+async def test_hung_sync_tool_does_not_block_the_event_loop() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    outcome = await aexecute_tool(
+        {"hung_sync": hung_sync}, "hung_sync", {}, timeout_s=0.3, max_output_chars=100
+    )
+    task.cancel()
+    assert outcome.outcome == names.TOOL_TIMEOUT
+    assert ticks >= 10
+
+
+async def test_smaller_of_the_two_timeouts_wins(run: Runner) -> None:
+    quick = tool(timeout_s=0.2, name="quick")(hung_sync.fn)
+    started = time.monotonic()
+    outcome = await run([quick], "quick", {}, timeout_s=10)
+    assert outcome.outcome == names.TOOL_TIMEOUT
+    assert time.monotonic() - started < 0.7
+    assert "0.2 s" in outcome.content
+
+
+async def test_no_timeout_means_no_limit(run: Runner) -> None:
+    @tool
+    def slowish() -> str:
+        """Take a moment."""
+        time.sleep(0.05)
+        return "done"
+
+    assert (await run([slowish], "slowish", {}, timeout_s=None)).content == "done"
+
+
+def test_hung_tools_never_block_interpreter_exit() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, time
+        from agentwatch.tools import aexecute_tool, execute_tool, tool
+
+        @tool
+        def hang() -> None:
+            time.sleep(30)
+
+        tools = {"hang": hang}
+        print(execute_tool(tools, "hang", {}, timeout_s=0.1, max_output_chars=100).outcome)
+        print(asyncio.run(aexecute_tool(tools, "hang", {}, timeout_s=0.1, max_output_chars=100)).outcome)
+        """
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["timeout", "timeout"]
+    assert time.monotonic() - started < 10  # not the 30 s the tool sleeps
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+def flaky_tool(
+    failures: int, exc: type[BaseException] = TransientToolError, **options: Any
+) -> Tool[..., Any]:
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        """Fail ``failures`` times, then succeed."""
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            raise exc(f"failure {calls['n']}")
+        return f"ok after {calls['n']}"
+
+    options.setdefault("retry_backoff_s", 0.01)
+    return tool(**options)(flaky)
+
+
+async def test_retries_with_backoff_and_on_retry(run: Runner) -> None:
+    seen: list[tuple[int, float, str]] = []
+    outcome = await run(
+        [flaky_tool(2, retries=3)],
+        "flaky",
+        {},
+        on_retry=lambda n, wait, exc: seen.append((n, wait, str(exc))),
+    )
+    assert outcome.content == "ok after 3"
+    assert outcome.attempts == 3
+    assert seen == [(1, 0.01, "failure 1"), (2, 0.02, "failure 2")]
+
+
+@pytest.mark.parametrize("exc", [TimeoutError, ConnectionError])
+async def test_default_retry_on_includes_timeout_and_connection_errors(
+    run: Runner, exc: type[BaseException]
+) -> None:
+    assert (await run([flaky_tool(1, exc, retries=1)], "flaky", {})).attempts == 2
+
+
+async def test_retries_exhausted_reports_the_last_error(run: Runner) -> None:
+    outcome = await run([flaky_tool(5, retries=2)], "flaky", {})
+    assert outcome.content == "ToolError: TransientToolError: failure 3"
+    assert (outcome.outcome, outcome.error_type, outcome.attempts) == (
+        names.TOOL_ERROR,
+        "TransientToolError",
+        3,
+    )
+
+
+async def test_errors_outside_retry_on_are_not_retried(run: Runner) -> None:
+    outcome = await run([flaky_tool(1, KeyError, retries=3)], "flaky", {})
+    assert outcome.attempts == 1
+    assert outcome.error_type == "KeyError"
+    custom = await run([flaky_tool(1, KeyError, retries=3, retry_on=(KeyError,))], "flaky", {})
+    assert custom.content == "ok after 2"
+
+
+async def test_failing_on_retry_callback_is_swallowed(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(attempt: int, wait: float, exc: BaseException) -> None:
+        raise RuntimeError("telemetry down")
+
+    with caplog.at_level(logging.WARNING, logger="agentwatch"):
+        outcome = await run([flaky_tool(1, retries=1)], "flaky", {}, on_retry=broken)
+    assert outcome.content == "ok after 2"
+    assert "on_retry callback" in caplog.text
+
+
+async def test_timeout_covers_all_attempts(run: Runner) -> None:
+    @tool(retries=50, retry_backoff_s=0.05)
+    def slow_and_flaky() -> None:
+        """Take 0.1 s, then fail transiently."""
+        time.sleep(0.1)
+        raise TransientToolError("busy")
+
+    started = time.monotonic()
+    outcome = await run([slow_and_flaky], "slow_and_flaky", {}, timeout_s=0.5)
+    assert time.monotonic() - started < 0.5 + 0.5
+    assert outcome.is_error
+    assert 1 < outcome.attempts < 6
+
+
+# --- context propagation -----------------------------------------------------------------------
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_tool_sees_the_callers_context_and_spans_nest(run: Runner, is_async: bool) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    def body() -> str:
+        with tracer.start_as_current_span("inside-tool"):
+            return request_id.get()
+
+    async def async_body() -> str:
+        return body()
+
+    traced = tool(name="traced")(async_body if is_async else body)
+    token = request_id.set("req-42")
+    try:
+        with tracer.start_as_current_span("caller") as caller:
+            outcome = await run([traced], "traced", {})
+    finally:
+        request_id.reset(token)
+    assert outcome.content == "req-42"
+    inside = next(s for s in exporter.get_finished_spans() if s.name == "inside-tool")
+    assert inside.parent is not None
+    assert inside.parent.span_id == caller.get_span_context().span_id
+    assert inside.context.trace_id == caller.get_span_context().trace_id
