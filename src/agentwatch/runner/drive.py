@@ -130,7 +130,7 @@ def _call_sync(
             finally:
                 manager.__exit__(None, None, None)
             return call, message
-        except (anthropic.APIError, TimeoutError, ConnectionError) as exc:
+        except retry.ATTEMPT_ERRORS as exc:
             decision = state.on_failure(exc, attempt)
             if not decision.retry:
                 state.recorder.end_call(call, exc=exc)
@@ -258,7 +258,7 @@ async def _call_async(
                             if text:
                                 out.append(TextDelta(text, plan.iteration))
                         return call, await events.get_final_message()
-        except (anthropic.APIError, TimeoutError, ConnectionError) as exc:
+        except retry.ATTEMPT_ERRORS as exc:
             decision = state.on_failure(exc, attempt)
             if not decision.retry:
                 state.recorder.end_call(call, exc=exc)

@@ -9,6 +9,7 @@ run and record it; a pure ``decide(...)`` function keeps that in one place for t
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,16 @@ import anthropic
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 # Error types sent inside an SSE `error` event (HTTP status 200) that are transient.
 RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
+
+
+# What an attempt can fail with that the retry policy judges. The SDK raises a bare JSONDecodeError for a
+# malformed body (JSON or SSE): a garbled response, worth another attempt.
+ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (
+    anthropic.APIError,
+    TimeoutError,
+    ConnectionError,
+    json.JSONDecodeError,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ def is_retryable(exc: BaseException) -> bool:
         if exc.status_code == 200:  # an `error` event in the middle of a stream
             return _stream_error_type(exc) in RETRYABLE_STREAM_ERRORS
         return exc.status_code in RETRYABLE_STATUSES
-    return isinstance(exc, TimeoutError | ConnectionError)
+    return isinstance(exc, TimeoutError | ConnectionError | json.JSONDecodeError)
 
 
 def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:

@@ -73,10 +73,19 @@ def block_to_param(block: Any) -> dict[str, Any]:
     return dumped
 
 
+def _api_message(exc: BaseException) -> str:
+    """The API's own error message (``error.message`` of the body) when there is one."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return str(getattr(exc, "message", "") or exc)
+
+
 def describe_api_error(exc: BaseException, base_url: str) -> str:
     """One sentence saying what failed and what to do about it. Never includes credentials."""
     status = retry.status_of(exc)
-    message = str(getattr(exc, "message", "") or exc)
+    message = _api_message(exc)
     if isinstance(exc, anthropic.AuthenticationError):
         return "the API rejected the credentials (401): check that ANTHROPIC_API_KEY (or the client's api_key) is valid"
     if isinstance(exc, anthropic.PermissionDeniedError):

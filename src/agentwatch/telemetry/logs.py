@@ -19,6 +19,7 @@ from opentelemetry import trace
 from agentwatch.telemetry.names import LOGGER_NAME
 
 logger = logging.getLogger(LOGGER_NAME)
+logger.addHandler(logging.NullHandler())  # a library: silent unless the application routes the records
 
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

@@ -1,0 +1,5 @@
+"""``python -m agentwatch.sim``: serve the simulator until Ctrl-C."""
+
+from agentwatch.sim.serve import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Run the simulator in the foreground: ``serve()`` and ``python -m agentwatch.sim``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from agentwatch.sim.faults import Fault, FaultPlan
+from agentwatch.sim.server import Simulator
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    latency_s: float = 0.0,
+    fault_rates: dict[str, float] | None = None,
+) -> None:
+    """Serve until Ctrl-C, printing the base URL first.
+
+    ``fault_rates`` maps fault specs (``"overloaded"``, ``"rate_limit:2"``, ``"slow:1.5"``; see
+    ``Fault.from_spec``) to probabilities. Raises ValueError for an unknown fault or bad rates,
+    OSError when the port is taken.
+    """
+    rates = {Fault.from_spec(spec): p for spec, p in (fault_rates or {}).items()}
+    plan = FaultPlan(rates=rates) if rates else None
+    sim = Simulator(port=port, latency_s=latency_s, faults=plan, host=host).start()
+    print(f"agentwatch simulator listening on {sim.base_url}", flush=True)
+    print(f"  export ANTHROPIC_BASE_URL={sim.base_url}  (any API key works)", flush=True)
+    if rates:
+        listed = ", ".join(f"{spec}={p:g}" for spec, p in (fault_rates or {}).items())
+        print(f"  injecting faults: {listed}", flush=True)
+    print("  press Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+def _rate(text: str) -> tuple[str, float]:
+    spec, sep, rate = text.rpartition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected FAULT=RATE (e.g. overloaded=0.1), got {text!r}")
+    return spec, float(rate)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m agentwatch.sim [--host H] [--port N] [--latency S] [--fault F=RATE]``."""
+    parser = argparse.ArgumentParser(prog="python -m agentwatch.sim", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
+    parser.add_argument(
+        "--fault", type=_rate, action="append", default=[], metavar="FAULT=RATE", help="e.g. overloaded=0.1"
+    )
+    args = parser.parse_args(argv)
+    try:
+        serve(args.host, args.port, args.latency, dict(args.fault) or None)
+    except (ValueError, OSError) as exc:
+        print(f"agentwatch simulator: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,36 @@
+"""``python -m agentwatch.sim`` prints its URL, serves the SDK, and exits cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import anthropic
+
+
+def test_module_serves_until_interrupted() -> None:
+    command = [sys.executable, "-m", "agentwatch.sim", "--port", "0", "--fault", "overloaded=0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("agentwatch simulator listening on http://127.0.0.1:")
+            base_url = line.split()[-1]
+            with anthropic.Anthropic(api_key="k", base_url=base_url, max_retries=0) as client:
+                message = client.messages.create(model="m", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            assert message.stop_reason == "end_turn"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=5) == 0
+        finally:
+            proc.kill()
+
+
+def test_bad_fault_spec_exits_with_a_message() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agentwatch.sim", "--port", "0", "--fault", "explode=0.1"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 2 and "unknown fault 'explode'" in done.stderr
