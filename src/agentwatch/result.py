@@ -100,7 +100,8 @@ class RunResult:
 
     ``answer`` is always a readable string: the model's final text, or for a run that stopped early,
     the work so far followed by one sentence saying why it stopped. ``cost_usd`` is ``None`` when any
-    model used has no known price (never a silent $0).
+    model used has no known price (never a silent $0). ``trace_id`` (32 hex) and ``span_id`` (16 hex)
+    identify the run's root span (all zeros when no tracer provider is configured).
     """
 
     answer: str
@@ -112,6 +113,7 @@ class RunResult:
     trace_id: str
     duration_s: float
     stop_detail: str = ""
+    span_id: str = ""
     models: list[str] = field(default_factory=list)
     agent_version: str | None = None
     error: str | None = None

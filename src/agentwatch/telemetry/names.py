@@ -23,6 +23,7 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_CHAT: Final = "chat"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_EVALUATE: Final = "evaluate"
+OP_SHADOW: Final = "shadow"
 
 
 def agent_span_name(agent_name: str) -> str:
@@ -38,6 +39,16 @@ def chat_span_name(model: str) -> str:
 def tool_span_name(tool_name: str) -> str:
     """``execute_tool {gen_ai.tool.name}``."""
     return f"{OP_EXECUTE_TOOL} {tool_name}"
+
+
+def evaluate_span_name(case_id: str) -> str:
+    """``evaluate {case id}``: one eval case; the runs it makes are its children."""
+    return f"{OP_EVALUATE} {case_id}"
+
+
+def shadow_span_name(agent_name: str) -> str:
+    """``shadow {gen_ai.agent.name}``: a candidate's shadow run, linked to the primary run."""
+    return f"{OP_SHADOW} {agent_name}"
 
 
 # --- GenAI attributes (semantic conventions) -----------------------------------------------------
@@ -131,6 +142,12 @@ AW_SHADOW_STOP_REASON_MATCH: Final = "agentwatch.shadow.stop_reason_match"
 AW_SHADOW_COST_DELTA_USD: Final = "agentwatch.shadow.cost_delta_usd"
 AW_SHADOW_LATENCY_DELTA_S: Final = "agentwatch.shadow.latency_delta_s"
 
+# Values of agentwatch.rollout.role.
+ROLE_PRIMARY: Final = "primary"
+ROLE_SHADOW: Final = "shadow"
+ROLE_STABLE: Final = "stable"
+ROLE_CANARY: Final = "canary"
+
 # Tool outcomes (low cardinality metric label values).
 TOOL_OK: Final = "ok"
 TOOL_ERROR: Final = "error"
@@ -174,6 +191,7 @@ TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 104
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 RUN_DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 COST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SIMILARITY_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 ITERATION_BUCKETS: Final = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
 
 # --- structured log events (the ``event`` field of every JSON record) ------------------------------
@@ -191,3 +209,4 @@ LOG_TELEMETRY_ERROR: Final = "telemetry_error"
 LOG_EVAL_RESULT: Final = "eval_result"
 LOG_SHADOW_RESULT: Final = "shadow_result"
 LOG_CANARY_ROLLBACK: Final = "canary_rollback"
+LOG_CANARY_PROMOTE: Final = "canary_promote"

@@ -249,7 +249,7 @@ def configure_telemetry(
     for name in ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.grpc"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # failures are reported once by the guards instead
 
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # ours is bounded
     for exporter in [*([spans_out] if spans_out else []), *span_exporters]:
         tracer_provider.add_span_processor(
             BatchSpanProcessor(
@@ -268,8 +268,8 @@ def configure_telemetry(
                 export_timeout_millis=export_timeout_s * 1000,
             )
         )
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-    logger_provider = LoggerProvider(resource=resource)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for log_exporter in [*([logs_out] if logs_out else []), *log_exporters]:
         logger_provider.add_log_record_processor(
             BatchLogRecordProcessor(GuardedLogExporter(log_exporter), max_queue_size=4096, schedule_delay_millis=1000)
