@@ -83,9 +83,7 @@ def test_override_wins_and_matches_dated_names() -> None:
                 "cache_write_5m": 2.5,
                 "cache_write_1h": 4.0,
             },
-            "my-model": ModelPrice(
-                input=3.0, output=15.0, cache_read=0.3, cache_write_5m=3.75, cache_write_1h=6.0
-            ),
+            "my-model": ModelPrice(input=3.0, output=15.0, cache_read=0.3, cache_write_5m=3.75, cache_write_1h=6.0),
         }
     )
     assert pricing.cost("claude-haiku-4-5-20251001", HAIKU_EXAMPLE) == 0.00665

@@ -82,9 +82,7 @@ class _OverrideRates(pydantic.BaseModel):
             input=self.input,
             output=self.output,
             cache_read=self.cache_read if self.cache_read is not None else self.input,
-            cache_write_5m=self.cache_write_5m
-            if self.cache_write_5m is not None
-            else float(base * Decimal("1.25")),
+            cache_write_5m=self.cache_write_5m if self.cache_write_5m is not None else float(base * Decimal("1.25")),
             cache_write_1h=self.cache_write_1h if self.cache_write_1h is not None else float(base * 2),
         )
 
@@ -105,9 +103,7 @@ class Pricing:
     def __init__(self, overrides: Mapping[str, ModelPrice | Mapping[str, Any]] | None = None) -> None:
         self._overrides: dict[str, ModelPrice] = {}
         for model, rates in (overrides or {}).items():
-            self._overrides[model.lower()] = (
-                rates if isinstance(rates, ModelPrice) else _parse_rates(model, rates)
-            )
+            self._overrides[model.lower()] = rates if isinstance(rates, ModelPrice) else _parse_rates(model, rates)
         self._unknown: set[str] = set()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -155,9 +151,7 @@ class Pricing:
             cache_write_1h=float(_rate(prices.cache_write_1h_mtok, input_tokens) or write_5m),
         )
 
-    def cost(
-        self, model: str, usage: Usage, *, batch: bool = False, service_tier: str | None = None
-    ) -> float | None:
+    def cost(self, model: str, usage: Usage, *, batch: bool = False, service_tier: str | None = None) -> float | None:
         """USD cost of one call, or None (with one warning per model) when the price is unknown.
 
         ``batch`` (or ``service_tier="batch"``) applies the Message Batches 50% discount. Never raises.
@@ -175,9 +169,7 @@ class Pricing:
             total = calculation.total_price
         return _to_usd(total * _BATCH_FACTOR if batch else total)
 
-    def max_cost(
-        self, model: str, input_tokens: int, max_output_tokens: int, *, batch: bool = False
-    ) -> float | None:
+    def max_cost(self, model: str, input_tokens: int, max_output_tokens: int, *, batch: bool = False) -> float | None:
         """The most a call can cost: all input at the dearest input rate, plus ``max_output_tokens``.
 
         For budget guards, before the call. None (with one warning per model) when unknown. Never raises.
@@ -278,9 +270,7 @@ def _parse_rates(model: str, rates: Mapping[str, Any], source: str = "overrides"
     try:
         return _OverrideRates.model_validate(rates).to_price()
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'rates'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'rates'}: {err['msg']}" for err in exc.errors())
         raise ValueError(
             f"Invalid price override for model {model!r} in {source}: {problems}. Expected USD per million "
             "tokens, e.g. {'input': 3.0, 'output': 15.0, 'cache_read': 0.3, 'cache_write_5m': 3.75, "
@@ -298,8 +288,7 @@ def _load_overrides(path: Path) -> dict[str, ModelPrice]:
         return {}
     if not isinstance(data, dict):
         raise ValueError(
-            f"Price overrides in {str(path)!r} must be a mapping of model name to rates; "
-            f"got {type(data).__name__}."
+            f"Price overrides in {str(path)!r} must be a mapping of model name to rates; got {type(data).__name__}."
         )
     prices: dict[str, ModelPrice] = {}
     for model, rates in data.items():

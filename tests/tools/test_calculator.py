@@ -123,11 +123,7 @@ def test_refused_trees_are_never_evaluated(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_no_eval_exec_or_compile_in_the_implementation() -> None:
     tree = ast.parse(inspect.getsource(arithmetic))
-    called = {
-        node.func.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    }
+    called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not called & {"eval", "exec", "compile", "__import__"}
 
 

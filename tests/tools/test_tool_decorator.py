@@ -231,9 +231,7 @@ def test_decorating_a_tool_again_wraps_the_original_function() -> None:
 
 
 def test_validate_coerces_and_returns_python_values() -> None:
-    args = weather.validate(
-        {"city": "Oslo", "days": "3", "unit": "fahrenheit", "where": {"lat": 1, "lon": 2}}
-    )
+    args = weather.validate({"city": "Oslo", "days": "3", "unit": "fahrenheit", "where": {"lat": 1, "lon": 2}})
     assert args["days"] == 3
     assert args["unit"] is Unit.FAHRENHEIT
     assert args["where"] == Point(lat=1, lon=2)

@@ -251,9 +251,7 @@ async def test_hung_sync_tool_does_not_block_the_event_loop() -> None:
             ticks += 1
 
     task = asyncio.create_task(ticker())
-    outcome = await aexecute_tool(
-        {"hung_sync": hung_sync}, "hung_sync", {}, timeout_s=0.3, max_output_chars=100
-    )
+    outcome = await aexecute_tool({"hung_sync": hung_sync}, "hung_sync", {}, timeout_s=0.3, max_output_chars=100)
     task.cancel()
     assert outcome.outcome == names.TOOL_TIMEOUT
     assert ticks >= 10
@@ -303,9 +301,7 @@ def test_hung_tools_never_block_interpreter_exit() -> None:
 # --- retries -------------------------------------------------------------------------------------
 
 
-def flaky_tool(
-    failures: int, exc: type[BaseException] = TransientToolError, **options: Any
-) -> Tool[..., Any]:
+def flaky_tool(failures: int, exc: type[BaseException] = TransientToolError, **options: Any) -> Tool[..., Any]:
     calls = {"n": 0}
 
     def flaky() -> str:
@@ -333,9 +329,7 @@ async def test_retries_with_backoff_and_on_retry(run: Runner) -> None:
 
 
 @pytest.mark.parametrize("exc", [TimeoutError, ConnectionError])
-async def test_default_retry_on_includes_timeout_and_connection_errors(
-    run: Runner, exc: type[BaseException]
-) -> None:
+async def test_default_retry_on_includes_timeout_and_connection_errors(run: Runner, exc: type[BaseException]) -> None:
     assert (await run([flaky_tool(1, exc, retries=1)], "flaky", {})).attempts == 2
 
 

@@ -134,9 +134,7 @@ def build_input_model(
         fields[field_name] = (annotation, info)
         names[field_name] = param.name
     try:
-        model = pydantic.create_model(
-            f"{tool_name}_input", __config__=pydantic.ConfigDict(extra="forbid"), **fields
-        )
+        model = pydantic.create_model(f"{tool_name}_input", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
         schema = clean_schema(model.model_json_schema())
     except pydantic.PydanticUserError as exc:
         raise TypeError(

@@ -85,9 +85,7 @@ def _check_tree(tree: ast.Expression) -> None:
             raise CalculationError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)")
         if not isinstance(node, _ALLOWED_NODES):
             raise CalculationError(f"{_ONLY_ARITHMETIC}; found {_describe(node)}")
-        if isinstance(node, ast.Constant) and (
-            isinstance(node.value, bool) or not isinstance(node.value, int | float)
-        ):
+        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, int | float)):
             raise CalculationError(f"{_ONLY_ARITHMETIC}; found the literal {node.value!r}")
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 

@@ -64,15 +64,11 @@ class Tool(Generic[P, R]):
                 "'_' or '-' (pass @tool(name=...) to choose one)."
             )
         if timeout_s is not None and not timeout_s > 0:
-            raise ValueError(
-                f"Tool {tool_name!r}: timeout_s must be a positive number or None; got {timeout_s!r}."
-            )
+            raise ValueError(f"Tool {tool_name!r}: timeout_s must be a positive number or None; got {timeout_s!r}.")
         if retries < 0:
             raise ValueError(f"Tool {tool_name!r}: retries must be 0 or more; got {retries!r}.")
         if retry_backoff_s < 0:
-            raise ValueError(
-                f"Tool {tool_name!r}: retry_backoff_s must be 0 or more; got {retry_backoff_s!r}."
-            )
+            raise ValueError(f"Tool {tool_name!r}: retry_backoff_s must be 0 or more; got {retry_backoff_s!r}.")
         summary, param_docs = parse_docstring(inspect.getdoc(fn))
         model, schema, field_names, positional_only = build_input_model(fn, tool_name, param_docs)
         self.fn: Callable[P, R] = fn
@@ -94,10 +90,7 @@ class Tool(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return (
-            f"Tool(name={self.name!r}, is_async={self.is_async}, "
-            f"timeout_s={self.timeout_s}, retries={self.retries})"
-        )
+        return f"Tool(name={self.name!r}, is_async={self.is_async}, timeout_s={self.timeout_s}, retries={self.retries})"
 
     def to_api(self) -> dict[str, Any]:
         """The tool definition for the Messages API ``tools`` list."""
@@ -115,13 +108,10 @@ class Tool(Generic[P, R]):
             try:
                 raw = json.loads(raw)
             except ValueError as exc:
-                raise ToolInputError(
-                    f"Invalid input for tool {self.name!r}: not a JSON object ({exc})."
-                ) from None
+                raise ToolInputError(f"Invalid input for tool {self.name!r}: not a JSON object ({exc}).") from None
         if not isinstance(raw, dict):
             raise ToolInputError(
-                f"Invalid input for tool {self.name!r}: expected a JSON object of parameters, "
-                f"got {type(raw).__name__}."
+                f"Invalid input for tool {self.name!r}: expected a JSON object of parameters, got {type(raw).__name__}."
             )
         try:
             parsed = self.input_model.model_validate(raw)

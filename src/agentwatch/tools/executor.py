@@ -299,9 +299,7 @@ def _run_in_worker(tool: AnyTool, arguments: dict[str, Any], timeout: float | No
             done.set()
 
     context = contextvars.copy_context()
-    worker = threading.Thread(
-        target=context.run, args=(target,), name=f"agentwatch-tool-{tool.name}", daemon=True
-    )
+    worker = threading.Thread(target=context.run, args=(target,), name=f"agentwatch-tool-{tool.name}", daemon=True)
     worker.start()
     if not done.wait(timeout):
         return "timeout", None
