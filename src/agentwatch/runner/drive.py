@@ -80,13 +80,14 @@ def _tool_description(state: RunState, name: str) -> str | None:
 def _finish(state: RunState, stop: Stop, error_type: str | None = None) -> RunResult:
     if stop.kind is not None and stop.reason is not StopReason.END_TURN:
         state.recorder.budget_exceeded(stop.kind, stop.detail)
-    result = state.finish(stop, error_type)
+    result = state.finish(stop, error_type or stop.error_type)
     state.recorder.end_run(result, state.guards.tokens_left(), state.guards.cost_left())
     return result
 
 
 def _internal_error(exc: Exception) -> Stop:
-    return Stop(StopReason.ERROR, f"agentwatch failed internally ({type(exc).__name__}: {redact(str(exc))[:300]})")
+    detail = f"agentwatch failed internally ({type(exc).__name__}: {redact(str(exc))[:300]})"
+    return Stop(StopReason.ERROR, detail, error_type=type(exc).__name__)
 
 
 # --- sync -----------------------------------------------------------------------------------------
@@ -319,7 +320,9 @@ async def _loop_async(
                     while pending:
                         yield pending.pop(0)
             finally:
-                call_task.cancel()
+                if not call_task.done():  # the consumer left mid-stream, or the run was cancelled
+                    call_task.cancel()
+                    await asyncio.wait([call_task])  # its chat span ends before the run's span does
             call, outcome = call_task.result()
         else:
             call, outcome = await _call_async(state, client, planned, stream, pending)

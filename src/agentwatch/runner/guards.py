@@ -28,6 +28,7 @@ class Stop:
     reason: StopReason
     detail: str
     kind: str | None = None  # the budget that stopped it, for the budget-stop metric
+    error_type: str | None = None  # an ERROR stop caused by an exception: its class name (``error.type``)
 
 
 @dataclass(frozen=True)

@@ -231,17 +231,22 @@ class RunState:
         ):
             left = self.guards.time_left()
             if left is not None and (left <= decision.wait_s or left <= 0.01):
-                why = (
-                    f"the API asked to wait {decision.wait_s:.2f}s before retrying but the run's "
-                    f"{self.agent.limits.timeout_s:g}s timeout leaves less"
-                    if decision.wait_s > 0
-                    else f"the run hit its {self.agent.limits.timeout_s:g}s timeout while waiting for the API"
-                )
+                timeout = f"{self.agent.limits.timeout_s:g}s timeout"
+                if decision.wait_s > 0 and retry.retry_after_s(exc) is not None:
+                    why = (
+                        f"the API asked to wait {decision.wait_s:.2f}s before retrying "
+                        f"but the run's {timeout} leaves less"
+                    )
+                elif isinstance(exc, TimeoutError | anthropic.APITimeoutError):
+                    why = f"the run hit its {timeout} while waiting for the API"
+                else:
+                    failed = retry.error_type(exc)
+                    why = f"the API call failed ({failed}) and the run's {timeout} leaves no time to retry"
                 return Stop(StopReason.TIMEOUT, why, "timeout")
         detail = describe_api_error(exc, self.base_url)
         if attempts > 1:
             detail += f" (after {attempts} attempts)"
-        return Stop(StopReason.ERROR, detail)
+        return Stop(StopReason.ERROR, detail, error_type=retry.error_type(exc))
 
     def on_message(self, plan: CallPlan, message: Any) -> tuple[Usage, float | None, list[ToolUse] | Stop | None]:
         """Account a response; return its usage and cost, and what comes next.
@@ -357,6 +362,7 @@ class RunState:
             iterations=self.iterations,
             tool_calls=list(self.tool_calls),
             trace_id=self.recorder.trace_id(),
+            span_id=self.recorder.span_id(),
             duration_s=time.perf_counter() - self.started,
             stop_detail=stop.detail,
             models=list(self.models) or [self.agent.model],

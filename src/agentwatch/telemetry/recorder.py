@@ -127,11 +127,17 @@ class RunRecorder:
         context = self.run_span.get_span_context()
         return format(context.trace_id, "032x") if context.is_valid else "0" * 32
 
+    def span_id(self) -> str:
+        context = self.run_span.get_span_context()
+        return format(context.span_id, "016x") if context.is_valid else "0" * 16
+
     def _log(self, event: str, message: str, span: Span | None, level: int = logging.INFO, **fields: Any) -> None:
         if not logger.isEnabledFor(level):
             return
+        extra = {"event": event, "agent": self.agent.name}
+        extra.update((k, v) for k, v in fields.items() if v is not None)  # OTLP log attributes reject None
         with self.activate(span):
-            logger.log(level, message, extra={"event": event, "agent": self.agent.name, **fields})
+            logger.log(level, message, extra=extra)
 
     def _error(self, span: Span, exc: BaseException | None, error_type: str, message: str) -> None:
         span.set_attribute(n.ERROR_TYPE, error_type)
@@ -174,11 +180,18 @@ class RunRecorder:
             None,
             model=agent.model,
             version=agent.version,
-            task_chars=len(task),
+            task_chars=len(task) if isinstance(task, str) else 0,
         )
 
     @never_raises
     def end_run(self, result: RunResult, tokens_left: int | None, cost_left: float | None) -> None:
+        """Record the run's outcome; its span ends even if recording fails (no span is ever left open)."""
+        try:
+            self._record_run_end(result, tokens_left, cost_left)
+        finally:
+            self.run_span.end()
+
+    def _record_run_end(self, result: RunResult, tokens_left: int | None, cost_left: float | None) -> None:
         span = self.run_span
         usage = result.usage
         attributes: dict[str, Any] = {
@@ -236,7 +249,6 @@ class RunRecorder:
             models=result.models,
             version=self.agent.version,
         )
-        span.end()
 
     # --- LLM calls -----------------------------------------------------------------------------------
     @never_raises
@@ -331,8 +343,23 @@ class RunRecorder:
         exc: BaseException | None = None,
         output_blocks: list[dict[str, Any]] | None = None,
     ) -> None:
+        """Record an LLM call's outcome; its span ends even if recording fails (no span is left open)."""
         if call is None:
             return
+        try:
+            self._record_call_end(call, message, usage, cost_usd, exc, output_blocks)
+        finally:
+            call.span.end()
+
+    def _record_call_end(
+        self,
+        call: CallObservation,
+        message: Any,
+        usage: Usage | None,
+        cost_usd: float | None,
+        exc: BaseException | None,
+        output_blocks: list[dict[str, Any]] | None,
+    ) -> None:
         span = call.span
         duration = time.perf_counter() - call.started
         metric_attrs: dict[str, Any] = {
@@ -402,7 +429,6 @@ class RunRecorder:
                 span,
                 output=self.content.render(output_blocks or []),
             )
-        span.end()
 
     # --- tools ---------------------------------------------------------------------------------------
     @never_raises
@@ -437,8 +463,24 @@ class RunRecorder:
         attempts: int,
         duration_s: float,
     ) -> None:
+        """Record a tool call's outcome; its span ends even if recording fails (no span is left open)."""
         if tool is None:
             return
+        try:
+            self._record_tool_end(tool, content, is_error, outcome, error_type, attempts, duration_s)
+        finally:
+            tool.span.end()
+
+    def _record_tool_end(
+        self,
+        tool: ToolObservation,
+        content: str,
+        is_error: bool,
+        outcome: str,
+        error_type: str | None,
+        attempts: int,
+        duration_s: float,
+    ) -> None:
         span = tool.span
         span.set_attribute(n.AW_TOOL_OUTCOME, outcome)
         span.set_attribute(n.AW_TOOL_ATTEMPTS, attempts)
@@ -465,7 +507,6 @@ class RunRecorder:
             duration_s=round(duration_s, 4),
             output_chars=len(content),
         )
-        span.end()
 
     @never_raises
     def tool_retry(self, tool: ToolObservation | None, attempt: int, wait_s: float, exc: BaseException) -> None:
