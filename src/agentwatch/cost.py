@@ -105,6 +105,7 @@ class Pricing:
         for model, rates in (overrides or {}).items():
             self._overrides[model.lower()] = rates if isinstance(rates, ModelPrice) else _parse_rates(model, rates)
         self._unknown: set[str] = set()
+        self._catalog_prices: dict[str, gp_types.ModelPrice | None] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -137,10 +138,9 @@ class Pricing:
         override = self._override(model)
         if override is not None:
             return override
-        calculation = self._catalog(model, _gp_usage(Usage()), None)
-        if calculation is None:
+        prices = self._catalog_price(model)
+        if prices is None:
             return None
-        prices = calculation.model_price
         rate_input = _rate(prices.input_mtok, input_tokens) or Decimal(0)
         write_5m = _rate(prices.cache_write_mtok, input_tokens) or rate_input
         return ModelPrice(
@@ -157,16 +157,15 @@ class Pricing:
         ``batch`` (or ``service_tier="batch"``) applies the Message Batches 50% discount. Never raises.
         """
         batch = batch or service_tier == "batch"
-        override = self._override(model)
-        if override is not None:
-            total = override.cost_decimal(usage)
+        if service_tier and not batch and self._override(model) is None:
+            calculation = self._catalog(model, _gp_usage(usage), {"service_tier": service_tier})
+            total = calculation.total_price if calculation is not None else None
         else:
-            context = {"service_tier": service_tier} if service_tier and not batch else None
-            calculation = self._catalog(model, _gp_usage(usage), context)
-            if calculation is None:
-                self._warn_unknown(model)
-                return None
-            total = calculation.total_price
+            prices = self.prices_for(model, input_tokens=usage.total_input_tokens)
+            total = prices.cost_decimal(usage) if prices is not None else None
+        if total is None:
+            self._warn_unknown(model)
+            return None
         return _to_usd(total * _BATCH_FACTOR if batch else total)
 
     def max_cost(self, model: str, input_tokens: int, max_output_tokens: int, *, batch: bool = False) -> float | None:
@@ -189,6 +188,17 @@ class Pricing:
             return self._overrides[key]
         matches = [k for k in self._overrides if key.startswith((f"{k}-", f"{k}@"))]
         return self._overrides[max(matches, key=len)] if matches else None
+
+    def _catalog_price(self, model: str) -> gp_types.ModelPrice | None:
+        """The catalog's (possibly tiered) rates for ``model``, looked up once per model: a lookup walks
+        genai-prices' model matching (~70 us), too slow for every call."""
+        cached = self._catalog_prices.get(model)
+        if cached is None and model not in self._catalog_prices:
+            calculation = self._catalog(model, _gp_usage(Usage()), None)
+            cached = calculation.model_price if calculation is not None else None
+            with self._lock:
+                self._catalog_prices[model] = cached
+        return cached
 
     def _catalog(
         self, model: str, usage: genai_prices.Usage, context: Mapping[str, str] | None

@@ -1,0 +1,358 @@
+"""Processes, listeners and clients for the end-to-end stack (fixtures in conftest.py use them)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT_S = 60.0
+
+# Tail-sampling settings the session collector runs with (the shipped defaults are for production).
+SAMPLING_ENV = {
+    "AGENTWATCH_SAMPLING_BASELINE_PERCENT": "50",
+    "AGENTWATCH_SAMPLING_SLOW_MS": "10000",
+    "AGENTWATCH_SAMPLING_COST_USD": "0.10",
+    "AGENTWATCH_SAMPLING_DECISION_WAIT": "5s",
+    "AGENTWATCH_SAMPLING_AFTER_ROOT_WAIT": "1s",
+    "AGENTWATCH_SPANMETRICS_FLUSH_INTERVAL": "1s",
+}
+
+
+# --- small helpers -------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(
+        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
+    )
+
+
+class Proc:
+    """A child process with its output in a log file, started and stopped by a fixture."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = workdir / f"{name}.log"
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.workdir = workdir
+
+    def start(self) -> Proc:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir, start_new_session=True
+        )
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_healthy(self, url: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                status, _ = http_get(url, timeout=2)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not healthy at {url} after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+class _Listener:
+    """A ThreadingHTTPServer on 127.0.0.1 running in a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer((HOST, 0), handler)
+        self.server.owner = self  # type: ignore[attr-defined]
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- a raw OTLP/HTTP logs receiver: what the collector sends a Loki /otlp endpoint ---------------
+def _any_value(value: dict[str, Any]) -> Any:
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "arrayValue" in value:
+        return [_any_value(v) for v in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        return {kv["key"]: _any_value(kv.get("value", {})) for kv in value["kvlistValue"].get("values", [])}
+    return None
+
+
+def attributes_of(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {kv["key"]: _any_value(kv.get("value", {})) for kv in items or []}
+
+
+@dataclass
+class LogRecord:
+    trace_id: str
+    span_id: str
+    severity_text: str
+    body: Any
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+
+
+class OtlpLogsSink(_Listener):
+    """Accepts POST .../v1/logs (protobuf, optionally gzip) as Loki's /otlp endpoint would."""
+
+    def __init__(self) -> None:
+        self.records: list[LogRecord] = []
+        self.requests = 0
+        self.lock = threading.Lock()
+        super().__init__(_LogsHandler)
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL as configured on the collector's otlp_http exporter (it appends /v1/logs)."""
+        return f"http://{HOST}:{self.port}/otlp"
+
+    def add(self, request: ExportLogsServiceRequest) -> None:
+        data = MessageToDict(request)
+        with self.lock:
+            self.requests += 1
+            for resource_logs in data.get("resourceLogs", []):
+                resource = attributes_of(resource_logs.get("resource", {}).get("attributes", []))
+                for scope_logs in resource_logs.get("scopeLogs", []):
+                    for rec in scope_logs.get("logRecords", []):
+                        self.records.append(
+                            LogRecord(
+                                trace_id=_b64_to_hex(rec.get("traceId", "")),
+                                span_id=_b64_to_hex(rec.get("spanId", "")),
+                                severity_text=rec.get("severityText", ""),
+                                body=_any_value(rec.get("body", {})),
+                                attributes=attributes_of(rec.get("attributes", [])),
+                                resource=resource,
+                            )
+                        )
+
+    def snapshot(self) -> list[LogRecord]:
+        with self.lock:
+            return list(self.records)
+
+
+def _b64_to_hex(value: str) -> str:
+    return base64.b64decode(value).hex() if value else ""
+
+
+class _LogsHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        if not self.path.endswith("/v1/logs"):
+            self.send_error(404)
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportLogsServiceRequest()
+        request.ParseFromString(body)
+        self.server.owner.add(request)  # type: ignore[attr-defined]
+        payload = ExportLogsServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# --- the Alertmanager webhook listener -----------------------------------------------------------
+class AlertWebhook(_Listener):
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        super().__init__(_WebhookHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/alerts"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [alert for payload in self.payloads for alert in payload.get("alerts", [])]
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        owner: AlertWebhook = self.server.owner  # type: ignore[attr-defined]
+        with owner.lock:
+            owner.payloads.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# --- components ----------------------------------------------------------------------------------
+@dataclass
+class Jaeger:
+    proc: Proc
+    otlp_grpc: str  # host:port
+    query_url: str
+
+    def get_trace(self, trace_id: str) -> list[dict[str, Any]] | None:
+        """The spans of a trace (OTLP-JSON dicts, with `resource` attributes merged in), or None."""
+        status, body = http_get(f"{self.query_url}/api/v3/traces/{trace_id}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise ValueError(f"jaeger answered {status}: {body[:300]!r}")
+        data = json.loads(body)
+        spans = []
+        for rs in data.get("result", {}).get("resourceSpans", []):
+            resource = attributes_of(rs.get("resource", {}).get("attributes", []))
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    span = dict(span)
+                    span["attrs"] = attributes_of(span.get("attributes", []))
+                    span["resource"] = resource
+                    span["event_attrs"] = [
+                        (e.get("name"), attributes_of(e.get("attributes", []))) for e in span.get("events", [])
+                    ]
+                    spans.append(span)
+        return spans or None
+
+
+@dataclass
+class Collector:
+    proc: Proc
+    otlp_grpc: str
+    otlp_http: str  # base URL, as OTEL_EXPORTER_OTLP_ENDPOINT
+    prometheus_exporter: str  # host:port scraped by Prometheus
+    telemetry: str
+    health_url: str
+
+
+@dataclass
+class Prometheus:
+    proc: Proc
+    url: str
+
+    def api(self, path: str, **params: str) -> Any:
+        query = urllib.parse.urlencode(params)
+        status, body = http_get(f"{self.url}{path}?{query}", timeout=10)
+        data = json.loads(body)
+        if status != 200 or data.get("status") != "success":
+            raise AssertionError(f"prometheus {path} {params}: {status} {data.get('error', body[:300])}")
+        return data["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return list(self.api("/api/v1/query", query=expr)["result"])
+
+
+@dataclass
+class Loki:
+    proc: Proc
+    url: str
+    ready: bool = False
+
+    @property
+    def otlp_endpoint(self) -> str:
+        """Base URL for the collector's otlp_http/loki exporter (it appends /v1/logs)."""
+        return f"{self.url}/otlp"
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        # Pushes are accepted as soon as the ingester is up; queries need the query frontend, which
+        # takes a few seconds more to connect, so the fixture does not wait for this.
+        if not self.ready:
+            self.proc.wait_healthy(f"{self.url}/ready", timeout)
+            self.ready = True
+
+    def query_range(self, query: str, minutes: int = 30, step: str = "15s") -> list[dict[str, Any]]:
+        self.wait_ready()
+        now = time.time_ns()
+        params = urllib.parse.urlencode(
+            {"query": query, "start": str(now - minutes * 60 * 10**9), "end": str(now + 60 * 10**9), "step": step}
+        )
+        status, body = http_get(f"{self.url}/loki/api/v1/query_range?{params}", timeout=10)
+        data = json.loads(body) if body.startswith(b"{") else {"error": body.decode(errors="replace")}
+        if status != 200 or data.get("status") != "success":
+            raise AssertionError(f"loki {query!r}: {status} {data.get('error', data)}")
+        return list(data["data"]["result"])
+
+    def log_lines(self, query: str) -> list[tuple[dict[str, str], str]]:
+        """(labels incl. structured metadata, line) of every log line a LogQL log query returns."""
+        return [(stream["stream"], line) for stream in self.query_range(query) for _, line in stream["values"]]
+
+
+@dataclass
+class Alertmanager:
+    proc: Proc
+    url: str
