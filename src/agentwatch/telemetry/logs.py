@@ -24,6 +24,15 @@ logger.addHandler(logging.NullHandler())  # a library: silent unless the applica
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+def emit(level: int, message: str, fields: dict[str, Any]) -> None:
+    """Log one record on the ``agentwatch`` logger with ``fields`` as record attributes.
+
+    Builds the record directly (no caller lookup: the source line of a library record tells nobody
+    anything) and hands it to the logger's filters and handlers. The caller checks ``isEnabledFor``.
+    """
+    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=fields))
+
+
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The fields a caller passed with ``extra=``."""
     return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
@@ -32,11 +41,9 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: UTC time, level, event, message, trace_id, span_id, then the fields."""
 
-    converter = time.gmtime  # type: ignore[assignment]  # UTC, matching the Z suffix
-
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -25,7 +25,7 @@ from agentwatch.result import BUDGET_STOPS, RunResult, StopReason, Usage
 from agentwatch.telemetry import names as n
 from agentwatch.telemetry.content import ContentPolicy, redact, to_semconv_messages
 from agentwatch.telemetry.instruments import instruments
-from agentwatch.telemetry.logs import logger
+from agentwatch.telemetry.logs import emit, logger
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -136,8 +136,8 @@ class RunRecorder:
             return
         extra = {"event": event, "agent": self.agent.name}
         extra.update((k, v) for k, v in fields.items() if v is not None)  # OTLP log attributes reject None
-        with self.activate(span):
-            logger.log(level, message, extra=extra)
+        with self.activate(span):  # OTel's LoggingHandler takes the trace context from the current context
+            emit(level, message, extra)
 
     def _error(self, span: Span, exc: BaseException | None, error_type: str, message: str) -> None:
         span.set_attribute(n.ERROR_TYPE, error_type)
