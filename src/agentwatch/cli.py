@@ -12,9 +12,11 @@ from pathlib import Path
 
 import anthropic
 
+from agentwatch.agent import Agent
 from agentwatch.demo import DEMO_TASK, SEED_CASES, demo_agent, passes
+from agentwatch.limits import Limits
 from agentwatch.result import RunResult
-from agentwatch.sim import Simulator
+from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.sim.serve import main as sim_main
 from agentwatch.telemetry.console import SpanTreeCollector
 from agentwatch.telemetry.logs import configure_json_logs
@@ -61,6 +63,23 @@ def _client(base_url: str | None) -> anthropic.Anthropic:
     return anthropic.Anthropic()
 
 
+LOOP_FAULTS = FaultPlan(
+    rates={Fault.rate_limit(retry_after_ms=200): 0.05, Fault.overloaded(): 0.02, Fault.server_error(): 0.01}
+)
+
+
+def _background_traffic(agent: Agent, client: anthropic.Anthropic, sim: Simulator) -> None:
+    """With ``--loop``: the variety a dashboard needs: retries, streams, tool errors, budget stops."""
+    sim.faults = LOOP_FAULTS
+    for _ in agent.stream(random.choice(SEED_CASES).task, client=client):
+        pass  # a streamed run: time to first chunk
+    if random.random() < 0.3:
+        agent.run('Divide by zero [[tool:calculator:{"expression": "1/0"}]]', client=client)
+    if random.random() < 0.2:
+        agent.replace(limits=Limits(max_iterations=3)).run("Keep checking [[loop]]", client=client)
+    sim.faults = None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     log_path = Path(args.logs) if args.logs else default_log_path()
     telemetry, tree = _setup("agentwatch-demo", log_path)
@@ -85,8 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 )
             if not args.loop or (args.rounds and rounds >= args.rounds):
                 break
-            if args.loop and random.random() < 0.2:  # some budget stops for the dashboards
-                agent.run("Keep checking [[loop]]", client=client)
+            _background_traffic(agent, client, sim)
             time.sleep(args.interval)
     print(f"\nJSON logs: {log_path}")
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
