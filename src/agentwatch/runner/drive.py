@@ -72,6 +72,16 @@ def _after_message(
     return next_step, _warnings(state, state.guards.account(usage, cost), plan.iteration)
 
 
+def _after_failure(state: RunState, call: CallObservation | None, exc: BaseException, attempt: int) -> Stop | Retrying:
+    """A failed attempt: the ``Stop`` that ends the run, or the ``Retrying`` to emit before waiting ``wait_s``."""
+    decision = state.on_failure(exc, attempt)
+    if not decision.retry:
+        state.recorder.end_call(call, exc=exc)
+        return state.failure_stop(exc, decision, attempt + 1)
+    state.recorder.retry(call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s)
+    return Retrying(attempt + 1, decision.wait_s, retry.error_type(exc))
+
+
 def _tool_description(state: RunState, name: str) -> str | None:
     tool = state.agent.tools_by_name.get(name)
     return tool.description if tool is not None else None
@@ -132,15 +142,11 @@ def _call_sync(
                 manager.__exit__(None, None, None)
             return call, message
         except retry.ATTEMPT_ERRORS as exc:
-            decision = state.on_failure(exc, attempt)
-            if not decision.retry:
-                state.recorder.end_call(call, exc=exc)
-                return call, state.failure_stop(exc, decision, attempt + 1)
-            state.recorder.retry(
-                call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s
-            )
-            yield Retrying(attempt + 1, decision.wait_s, retry.error_type(exc))
-            time.sleep(decision.wait_s)
+            failed = _after_failure(state, call, exc, attempt)
+            if isinstance(failed, Stop):
+                return call, failed
+            yield failed
+            time.sleep(failed.wait_s)
             attempt += 1
         except BaseException as exc:
             state.recorder.end_call(call, exc=exc)
@@ -260,15 +266,11 @@ async def _call_async(
                                 out.append(TextDelta(text, plan.iteration))
                         return call, await events.get_final_message()
         except retry.ATTEMPT_ERRORS as exc:
-            decision = state.on_failure(exc, attempt)
-            if not decision.retry:
-                state.recorder.end_call(call, exc=exc)
-                return call, state.failure_stop(exc, decision, attempt + 1)
-            state.recorder.retry(
-                call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s
-            )
-            out.append(Retrying(attempt + 1, decision.wait_s, retry.error_type(exc)))
-            await asyncio.sleep(decision.wait_s)
+            failed = _after_failure(state, call, exc, attempt)
+            if isinstance(failed, Stop):
+                return call, failed
+            out.append(failed)
+            await asyncio.sleep(failed.wait_s)
             attempt += 1
         except BaseException as exc:
             state.recorder.end_call(call, exc=exc)

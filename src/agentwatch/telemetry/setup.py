@@ -18,7 +18,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
@@ -35,6 +35,7 @@ from agentwatch.telemetry.instruments import instruments
 from agentwatch.telemetry.logs import logger as agentwatch_logger
 
 _warned: set[str] = set()
+R = TypeVar("R")
 
 
 def _report_export_failure(signal_name: str, detail: str) -> None:
@@ -53,6 +54,25 @@ def _report_export_failure(signal_name: str, detail: str) -> None:
         pass
 
 
+def _guarded(signal_name: str, export: Callable[[], R], success: R, failure: R) -> R:
+    """Run one export; an exception or a failure result is counted and reported, never raised."""
+    try:
+        result = export()
+    except Exception as exc:
+        _report_export_failure(signal_name, f"{type(exc).__name__}: {exc}")
+        return failure
+    if result is not success:
+        _report_export_failure(signal_name, "the exporter reported failure")
+    return result
+
+
+def _quiet_shutdown(signal_name: str, shutdown: Callable[[], object]) -> None:
+    try:
+        shutdown()
+    except Exception as exc:
+        _report_export_failure(signal_name, f"shutdown: {exc}")
+
+
 class GuardedSpanExporter(SpanExporter):
     """Wraps an exporter so that it never raises and its failures are counted."""
 
@@ -60,20 +80,10 @@ class GuardedSpanExporter(SpanExporter):
         self.inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self.inner.export(spans)
-        except Exception as exc:
-            _report_export_failure("traces", f"{type(exc).__name__}: {exc}")
-            return SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            _report_export_failure("traces", "the exporter reported failure")
-        return result
+        return _guarded("traces", lambda: self.inner.export(spans), SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
 
     def shutdown(self) -> None:
-        try:
-            self.inner.shutdown()
-        except Exception as exc:
-            _report_export_failure("traces", f"shutdown: {exc}")
+        _quiet_shutdown("traces", self.inner.shutdown)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         try:
@@ -89,20 +99,12 @@ class GuardedLogExporter(LogRecordExporter):
         self.inner = inner
 
     def export(self, batch: Any) -> LogRecordExportResult:
-        try:
-            result = self.inner.export(batch)
-        except Exception as exc:
-            _report_export_failure("logs", f"{type(exc).__name__}: {exc}")
-            return LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
-            _report_export_failure("logs", "the exporter reported failure")
-        return result
+        return _guarded(
+            "logs", lambda: self.inner.export(batch), LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
+        )
 
     def shutdown(self) -> None:
-        try:
-            self.inner.shutdown()  # type: ignore[no-untyped-call]
-        except Exception as exc:
-            _report_export_failure("logs", f"shutdown: {exc}")
+        _quiet_shutdown("logs", self.inner.shutdown)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -119,14 +121,12 @@ class GuardedMetricExporter(MetricExporter):
         self.inner = inner
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            _report_export_failure("metrics", f"{type(exc).__name__}: {exc}")
-            return MetricExportResult.FAILURE
-        if result is not MetricExportResult.SUCCESS:
-            _report_export_failure("metrics", "the exporter reported failure")
-        return result
+        return _guarded(
+            "metrics",
+            lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            MetricExportResult.SUCCESS,
+            MetricExportResult.FAILURE,
+        )
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         try:
@@ -135,10 +135,7 @@ class GuardedMetricExporter(MetricExporter):
             return False
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        try:
-            self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            _report_export_failure("metrics", f"shutdown: {exc}")
+        _quiet_shutdown("metrics", lambda: self.inner.shutdown(timeout_millis=timeout_millis, **kwargs))
 
 
 def _endpoint(signal_name: str) -> str | None:
