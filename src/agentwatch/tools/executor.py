@@ -25,6 +25,7 @@ import pydantic_core
 
 from agentwatch.telemetry import names
 from agentwatch.tools.base import Tool, ToolInputError
+from agentwatch.tools.workers import workers
 
 T = TypeVar("T")
 OnRetry = Callable[[int, float, BaseException], None]
@@ -299,8 +300,7 @@ def _run_in_worker(tool: AnyTool, arguments: dict[str, Any], timeout: float | No
             done.set()
 
     context = contextvars.copy_context()
-    worker = threading.Thread(target=context.run, args=(target,), name=f"agentwatch-tool-{tool.name}", daemon=True)
-    worker.start()
+    workers.submit(lambda: context.run(target))
     if not done.wait(timeout):
         return "timeout", None
     status, value = box[0]
@@ -337,5 +337,5 @@ async def _in_daemon_thread(fn: Callable[[], T]) -> T:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             loop.call_soon_threadsafe(deliver, error, value)
 
-    threading.Thread(target=target, name="agentwatch-tool", daemon=True).start()
+    workers.submit(target)
     return await future
