@@ -61,3 +61,20 @@ def test_a_custom_router_function_may_return_a_model_name_or_a_route(sim, spans)
     chats = by_iteration(spans.get_finished_spans())
     assert n.AW_MODEL_TIER not in chats[0].attributes  # a bare model name has no tier
     assert chats[1].attributes[n.AW_MODEL_TIER] == "small"
+
+
+def test_a_router_that_raises_stops_the_run_with_a_clear_error(sim, spans, logs) -> None:
+    def broken(context: RouteContext) -> Route:
+        raise LookupError("no tier for this task")
+
+    result = demo_agent("tiers-broken", router=broken).run(DEMO_TASK, client=sync_client(sim))
+
+    assert result.stop_reason is StopReason.ERROR and result.error == "LookupError"
+    assert "the agent's router raised LookupError: no tier for this task" in result.answer
+    assert "internally" not in result.answer  # the user's code failed, not agentwatch
+    assert result.iterations == 0 and len(logs.events("run_end")) == 1
+
+
+def test_a_router_that_returns_nonsense_stops_the_run(sim) -> None:
+    result = demo_agent("tiers-nonsense", router=lambda context: 42).run(DEMO_TASK, client=sync_client(sim))
+    assert result.stop_reason is StopReason.ERROR and "return a model id or a Route" in result.answer

@@ -292,6 +292,9 @@ async def test_tool_error(sim, spans, mode) -> None:
     assert span.status.status_code is ERROR
     assert "RuntimeError: inventory service down" in span.status.description
     assert span.attributes[n.ERROR_TYPE] == "RuntimeError"
+    (exception,) = [e for e in span.events if e.name == "exception"]
+    assert exception.attributes["exception.type"] == "RuntimeError"
+    assert "inventory service down" in exception.attributes["exception.message"]
     assert span.attributes[n.AW_TOOL_OUTCOME] == "error"
     assert n.GEN_AI_PROVIDER_NAME not in span.attributes
     root = the(finished, "invoke_agent")

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 import anthropic
@@ -191,6 +191,8 @@ def _loop_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
     stop = state.check_task()
     while stop is None:
         route = state.route()
+        if isinstance(route, Stop):
+            return route
         planned = state.plan(route)
         if isinstance(planned, NeedCount):
             planned = state.plan(route, counted_input=_count_sync(state, client, planned))
@@ -245,9 +247,13 @@ async def _count_async(state: RunState, client: anthropic.AsyncAnthropic, plan: 
 
 
 async def _call_async(
-    state: RunState, client: anthropic.AsyncAnthropic, plan: CallPlan, stream: bool, out: list[RunEvent]
+    state: RunState,
+    client: anthropic.AsyncAnthropic,
+    plan: CallPlan,
+    stream: bool,
+    emit: Callable[[RunEvent], None],
 ) -> tuple[CallObservation | None, Message | Stop]:
-    """One LLM call with retries. Stream text deltas are appended to ``out`` for the generator to yield."""
+    """One LLM call with retries; text deltas and retries go to ``emit`` for the generator to yield."""
     call = _start_call(state, plan, stream)
     span = call.span if call else None
     request = state.request(plan)
@@ -263,13 +269,13 @@ async def _call_async(
                             state.recorder.first_chunk(call)
                             text = _text_delta(event)
                             if text:
-                                out.append(TextDelta(text, plan.iteration))
+                                emit(TextDelta(text, plan.iteration))
                         return call, await events.get_final_message()
         except retry.ATTEMPT_ERRORS as exc:
             failed = _after_failure(state, call, exc, attempt)
             if isinstance(failed, Stop):
                 return call, failed
-            out.append(failed)
+            emit(failed)
             await asyncio.sleep(failed.wait_s)
             attempt += 1
         except BaseException as exc:
@@ -306,6 +312,9 @@ async def _loop_async(
     stop = state.check_task()
     while stop is None:
         route = state.route()
+        if isinstance(route, Stop):
+            yield route
+            return
         planned = state.plan(route)
         if isinstance(planned, NeedCount):
             planned = state.plan(route, counted_input=await _count_async(state, client, planned))
@@ -314,20 +323,30 @@ async def _loop_async(
             return
         assert isinstance(planned, CallPlan)
         pending: list[RunEvent] = []
-        if stream:  # the call runs as its own task so its text deltas can be yielded while it streams
-            call_task = asyncio.ensure_future(_call_async(state, client, planned, stream, pending))
+        if stream:  # the call runs as its own task so its text deltas are yielded as they arrive
+            queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+            call_task = asyncio.ensure_future(_call_async(state, client, planned, stream, queue.put_nowait))
+            getter: asyncio.Future[RunEvent] | None = None
             try:
-                while not call_task.done():
-                    await asyncio.wait([call_task], timeout=0.01)
-                    while pending:
-                        yield pending.pop(0)
+                while not call_task.done() or not queue.empty():
+                    if not queue.empty():
+                        yield queue.get_nowait()
+                        continue
+                    getter = asyncio.ensure_future(queue.get())
+                    await asyncio.wait([call_task, getter], return_when=asyncio.FIRST_COMPLETED)
+                    if getter.done():
+                        yield getter.result()
+                    else:
+                        getter.cancel()
             finally:
+                if getter is not None and not getter.done():
+                    getter.cancel()
                 if not call_task.done():  # the consumer left mid-stream, or the run was cancelled
                     call_task.cancel()
                     await asyncio.wait([call_task])  # its chat span ends before the run's span does
             call, outcome = call_task.result()
         else:
-            call, outcome = await _call_async(state, client, planned, stream, pending)
+            call, outcome = await _call_async(state, client, planned, stream, pending.append)
         for event in pending:
             yield event
         if isinstance(outcome, Stop):

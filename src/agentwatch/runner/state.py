@@ -152,19 +152,30 @@ class RunState:
             return self._pending_bytes + overhead
         return self._known_input + self._pending_bytes + _BLOCK_OVERHEAD_TOKENS * 4
 
-    def route(self) -> Route:
+    def route(self) -> Route | Stop:
+        """The model for the next call; a router that fails or answers nonsense stops the run clearly."""
         router = self.agent.router
         if router is None:
             return Route(self.agent.model)
-        choice = router(
-            RouteContext(
-                iteration=self.iterations + 1,
-                task=self.task,
-                has_tool_results=bool(self.tool_calls),
-                tool_calls_so_far=len(self.tool_calls),
-            )
+        context = RouteContext(
+            iteration=self.iterations + 1,
+            task=self.task,
+            has_tool_results=bool(self.tool_calls),
+            tool_calls_so_far=len(self.tool_calls),
         )
-        return Route(choice) if isinstance(choice, str) else choice
+        try:
+            choice = router(context)
+        except Exception as exc:
+            return Stop(
+                StopReason.ERROR,
+                f"the agent's router raised {type(exc).__name__}: {exc}",
+                error_type=type(exc).__name__,
+            )
+        if isinstance(choice, str) and choice:
+            return Route(choice)
+        if isinstance(choice, Route):
+            return choice
+        return Stop(StopReason.ERROR, f"the agent's router returned {choice!r}: return a model id or a Route")
 
     def plan(self, route: Route, counted_input: int | None = None) -> CallPlan | NeedCount | Stop:
         """Guard the next call. Near a budget, ask for an exact count before deciding."""

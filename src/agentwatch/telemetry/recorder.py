@@ -490,6 +490,10 @@ class RunRecorder:
         if is_error:
             duration_attrs[n.ERROR_TYPE] = error_type or "error"
             self._error(span, None, error_type or "error", redact(content)[:512])
+            # The executor turned the exception into the tool result; record it as the exception event.
+            span.add_event(
+                "exception", {"exception.type": error_type or "error", "exception.message": redact(content)[:2048]}
+            )
         self.metrics.tool_duration.record(duration_s, duration_attrs)
         self.metrics.tool_calls.add(
             1, {n.GEN_AI_TOOL_NAME: tool.name, n.AW_TOOL_OUTCOME: outcome, **self.base_metric_attrs}
