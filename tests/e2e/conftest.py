@@ -244,6 +244,8 @@ def prometheus(e2e_dir: Path, collector: Collector, alertmanager: Alertmanager) 
 
 
 @pytest.fixture(scope="session")
-def workload_runs(collector: Collector) -> list[EmittedRun]:
-    """The standard workload, pushed once per session through the session collector."""
+def workload_runs(collector: Collector, prometheus: Prometheus) -> list[EmittedRun]:
+    """The standard workload (real agent runs, workload.py), pushed once per session through the session
+    collector. Prometheus scrapes from the start: an exemplar is in the collector's exposition only
+    until the next export of its series replaces the point, so a later first scrape would miss them."""
     return run_workload(collector.otlp_http)

@@ -31,7 +31,7 @@ STARTUP_TIMEOUT_S = 60.0
 # Tail-sampling settings the session collector runs with (the shipped defaults are for production).
 SAMPLING_ENV = {
     "AGENTWATCH_SAMPLING_BASELINE_PERCENT": "50",
-    "AGENTWATCH_SAMPLING_SLOW_MS": "10000",
+    "AGENTWATCH_SAMPLING_SLOW_MS": "3000",  # the slow run takes two 2.2 s LLM calls
     "AGENTWATCH_SAMPLING_COST_USD": "0.10",
     "AGENTWATCH_SAMPLING_DECISION_WAIT": "5s",
     "AGENTWATCH_SAMPLING_AFTER_ROOT_WAIT": "1s",

@@ -24,7 +24,7 @@ from .stack import (
     Prometheus,
     wait_until,
 )
-from .workload import ALWAYS_KEPT, PLANTED_KEY, SERVICE_NAME, EmittedRun, Workload
+from .workload import ALWAYS_KEPT, SERVICE_NAME, EmittedRun, Workload
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +47,19 @@ def root_of(spans: list[dict[str, Any]]) -> dict[str, Any]:
     return roots[0]
 
 
+def where_found(value: Any, needle: str, path: str = "") -> list[str]:
+    """Paths inside ``value`` (spans, records) whose string contains ``needle``: where a secret leaked."""
+    if isinstance(value, str):
+        return [path or "."] if needle in value else []
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return []
+    return [hit for key, item in items for hit in where_found(item, needle, f"{path}/{key}")]
+
+
 @pytest.fixture(scope="module")
 def kept_traces(workload_runs: list[EmittedRun], jaeger: Jaeger) -> dict[str, list[dict[str, Any]]]:
     """Every run tail sampling must keep, fetched by id from Jaeger (waits until complete)."""
@@ -55,6 +68,29 @@ def kept_traces(workload_runs: list[EmittedRun], jaeger: Jaeger) -> dict[str, li
         for run in workload_runs
         if run.must_keep
     }
+
+
+# --- the workload -----------------------------------------------------------------------------------
+def test_the_workload_is_real_runs_of_every_kind(workload_runs: list[EmittedRun]) -> None:
+    """What each kind of run really did (agent_workload.py makes them; nothing here is fabricated)."""
+    assert not [r for r in workload_runs if "failed internally" in r.stop_detail]
+    by_kind: dict[str, list[EmittedRun]] = {}
+    for run in workload_runs:
+        by_kind.setdefault(run.kind, []).append(run)
+    assert all(r.stop_reason == "end_turn" for r in by_kind["ordinary"])
+    assert any(r.streamed for r in by_kind["ordinary"]) and any(r.retries for r in by_kind["ordinary"])
+    assert sum(r.failed_tool_calls for r in by_kind["ordinary"]) == 2  # the 1/0 calculator calls
+    assert {(r.stop_reason, r.error_type) for r in by_kind["error"]} == {
+        ("error", "AuthenticationError"),
+        ("error", "InternalServerError"),
+    }
+    assert {r.stop_reason for r in by_kind["budget"]} == {"max_iterations", "cost_budget", "token_budget"}
+    assert [r.stop_reason for r in by_kind["slow"]] == ["end_turn"]
+    assert by_kind["expensive"][0].cost_usd > 1  # above the $1 alert and the $0.10 keep threshold
+    assert max(r.cost_usd for r in workload_runs if r.kind != "expensive") < 0.10
+    assert [r.failed_tool_calls for r in by_kind["secret"]] == [1]
+    for run in workload_runs:
+        assert len(run.span_names) == 1 + run.iterations + run.tool_calls, run
 
 
 # --- traces ----------------------------------------------------------------------------------------
@@ -111,16 +147,20 @@ def test_each_keep_policy_works_on_its_own_with_the_baseline_off(
     collector_keep_content: Collector, jaeger: Jaeger
 ) -> None:
     """The second collector samples 0% of ordinary runs: whatever is kept, a keep policy kept."""
-    workload = Workload(
+    with Workload(
         collector_keep_content.otlp_http, service_name="agentwatch-e2e-strict", instance_id="strict", seed=13
-    )
-    try:
-        # No failing tool calls, so only the policy named by the kind can keep each run.
-        important = [workload.run(k, tool_failure_rate=0.0) for k in ("error", "budget", "budget", "slow", "expensive")]
-        ordinary = [workload.run("ordinary", tool_failure_rate=0.0) for _ in range(6)]
-    finally:
-        workload.shutdown()
+    ) as workload:
+        # No tool errors in the ordinary runs, so only the policy named by the kind can keep each run.
+        runs = workload.runs(
+            [{"kind": k} for k in ("error", "budget", "budget", "slow", "expensive")]
+            + [{"kind": "ordinary", "task": i, "stream": i % 2 == 1} for i in range(6)]
+        )
+    important, ordinary = runs[:5], runs[5:]
     assert {r.stop_reason for r in important if r.kind == "budget"} == {"max_iterations", "cost_budget"}
+    assert not any(r.failed_tool_calls or r.stop_reason != "end_turn" for r in ordinary), ordinary
+    slow, expensive = important[3], important[4]
+    assert (slow.stop_reason, expensive.stop_reason) == ("end_turn", "end_turn")
+    assert expensive.cost_usd > 0.10 and slow.cost_usd < 0.10
     for run in important:
         wait_for_trace(jaeger, run.trace_id, len(run.span_names))
     time.sleep(3)
@@ -146,30 +186,49 @@ def test_content_attributes_are_dropped_by_default(kept_traces: dict[str, list[d
                 assert not set(n.CONTENT_ATTRIBUTES) & set(event_attrs), event_name
 
 
+def secret_tool_span(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(s for s in spans if s["attrs"].get(n.GEN_AI_TOOL_NAME) == "account_status")
+
+
 def test_api_key_planted_in_a_tool_failure_is_masked(
     workload_runs: list[EmittedRun], kept_traces: dict[str, list[dict[str, Any]]]
 ) -> None:
+    """The secret run's tool fails quoting the key, and its application sends it unredacted
+    (agent_workload.app_redaction_off): no attribute or event that reaches Jaeger holds it."""
     secret = next(run for run in workload_runs if run.kind == "secret")
-    root = root_of(kept_traces[secret.trace_id])
-    detail = root["attrs"][n.AW_RUN_STOP_DETAIL]
-    assert "x-api-key" in detail and "sk-ant-" not in detail and "****" in detail
-    assert PLANTED_KEY not in json.dumps(kept_traces)
+    tool = secret_tool_span(kept_traces[secret.trace_id])
+    assert tool["attrs"][n.AW_TOOL_OUTCOME] == n.TOOL_ERROR
+    leaks = [path for path in where_found(kept_traces, "sk-ant-") if not path.endswith("/status/message")]
+    assert not leaks, leaks
+
+
+# A failed tool's output is also the description of its span's ERROR status. The redaction processor
+# masks attribute values only; the collector's transform/mask_status masks status messages.
+def test_api_key_in_a_failed_tool_status_message_is_masked(
+    workload_runs: list[EmittedRun], kept_traces: dict[str, list[dict[str, Any]]]
+) -> None:
+    secret = next(run for run in workload_runs if run.kind == "secret")
+    message = secret_tool_span(kept_traces[secret.trace_id])["status"].get("message", "")
+    assert "invalid x-api-key" in message
+    assert "sk-ant-" not in message and "****" in message
 
 
 def test_operator_can_keep_content_and_keys_are_still_masked(collector_keep_content: Collector, jaeger: Jaeger) -> None:
-    workload = Workload(collector_keep_content.otlp_http, instance_id="keep-content", seed=11)
-    try:
+    with Workload(collector_keep_content.otlp_http, instance_id="keep-content", seed=11) as workload:
         run = workload.run("secret", agent="triage")
-    finally:
-        workload.shutdown()
     spans = wait_for_trace(jaeger, run.trace_id, len(run.span_names))
-    chat = next(s for s in spans if s["attrs"].get(n.GEN_AI_OPERATION_NAME) == n.OP_CHAT)
-    assert n.GEN_AI_INPUT_MESSAGES in chat["attrs"]
-    assert n.GEN_AI_SYSTEM_INSTRUCTIONS in chat["attrs"]
-    tool = next(s for s in spans if s["attrs"].get(n.GEN_AI_OPERATION_NAME) == n.OP_EXECUTE_TOOL)
+    chats = [s for s in spans if s["attrs"].get(n.GEN_AI_OPERATION_NAME) == n.OP_CHAT]
+    assert all(n.GEN_AI_INPUT_MESSAGES in c["attrs"] and n.GEN_AI_SYSTEM_INSTRUCTIONS in c["attrs"] for c in chats)
+    assert all(n.GEN_AI_OUTPUT_MESSAGES in c["attrs"] for c in chats)
+    tool = secret_tool_span(spans)
+    assert tool["attrs"][n.GEN_AI_TOOL_CALL_ARGUMENTS] == '{"account": "acme"}'
     result = tool["attrs"][n.GEN_AI_TOOL_CALL_RESULT]
-    assert result.startswith("error: upstream rejected key") and "sk-ant-" not in result
-    assert PLANTED_KEY not in json.dumps(spans)
+    # (the tool span's status message is test_api_key_in_a_failed_tool_status_message_is_masked's)
+    leaks = [path for path in where_found(spans, "sk-ant-") if not path.endswith("/status/message")]
+    assert not leaks, leaks
+    assert "invalid x-api-key" in result and "****" in result
+    # The key also went back to the model (the next call's input) and into its answer: masked there too.
+    assert "****" in chats[-1]["attrs"][n.GEN_AI_INPUT_MESSAGES]
 
 
 def test_otlp_grpc_receiver_reaches_jaeger(collector: Collector, jaeger: Jaeger) -> None:
@@ -220,9 +279,12 @@ def test_logs_reach_loki_with_their_trace_ids(workload_runs: list[EmittedRun], l
     assert {labels["event"] for labels, _ in by_trace} >= {n.LOG_RUN_START, n.LOG_LLM_CALL, n.LOG_RUN_END}
 
 
-def test_logs_lose_content_and_keys_on_the_way_to_loki(workload_runs: list[EmittedRun], loki: Loki) -> None:
+DETAILS_EVENT = n.LOG_INFERENCE_DETAILS
+
+
+def secret_run_logs(workload_runs: list[EmittedRun], loki: Loki) -> list[tuple[dict[str, str], str]]:
     secret = next(run for run in workload_runs if run.kind == "secret")
-    lines = wait_until(
+    return wait_until(  # type: ignore[no-any-return]
         lambda: (
             (found := loki.log_lines(f'{{service_name="{SERVICE_NAME}"}} | trace_id="{secret.trace_id}"'))
             and any(labels.get("event") == n.LOG_RUN_END for labels, _ in found)
@@ -232,36 +294,49 @@ def test_logs_lose_content_and_keys_on_the_way_to_loki(workload_runs: list[Emitt
         interval=1,
         what="the secret run's logs in Loki",
     )
-    details = [labels for labels, _ in lines if labels.get("event") == "gen_ai.client.inference.operation.details"]
+
+
+def test_logs_lose_content_and_keys_on_the_way_to_loki(workload_runs: list[EmittedRun], loki: Loki) -> None:
+    lines = secret_run_logs(workload_runs, loki)
+    details = [labels for labels, _ in lines if labels.get("event") == DETAILS_EVENT]
     assert details, "the content-carrying log records themselves still arrive"
     for labels, line in lines:
         assert not {loki_label(a) for a in n.CONTENT_ATTRIBUTES} & set(labels), labels["event"]
-        assert "sk-ant-" not in line and "sk-ant-" not in json.dumps(labels)
-    masked = [line for labels, line in lines if labels.get("event") == n.LOG_TOOL_RESULT and "rejected key" in line]
-    assert masked and all("****" in line for line in masked)
+        text = line + json.dumps(labels)
+        assert "sk-ant-" not in text
+        # Wherever the tool's error text survives, the key in it is masked.
+        assert text.count("invalid x-api-key") == text.count("invalid x-api-key ****"), text
+
+
+def test_inference_content_in_log_records_is_dropped_by_default(workload_runs: list[EmittedRun], loki: Loki) -> None:
+    """The workload captures content (SPAN_AND_EVENT); by default none of it may reach Loki."""
+    lines = secret_run_logs(workload_runs, loki)
+    details = [labels for labels, _ in lines if labels.get("event") == DETAILS_EVENT]
+    assert details
+    for labels in details:
+        for attribute in (n.GEN_AI_INPUT_MESSAGES, n.GEN_AI_OUTPUT_MESSAGES):
+            assert loki_label(attribute) not in labels, f"content reached Loki: {labels[loki_label(attribute)][:200]}"
 
 
 def test_operator_can_keep_content_in_logs_and_keys_are_still_masked(
     collector_keep_content: Collector, logs_sink: OtlpLogsSink
 ) -> None:
     """The second collector (AGENTWATCH_COLLECTOR_KEEP_CONTENT=true) writes to a raw OTLP listener."""
-    workload = Workload(collector_keep_content.otlp_http, instance_id="keep-content-logs", seed=5)
-    try:
+    with Workload(collector_keep_content.otlp_http, instance_id="keep-content-logs", seed=5) as workload:
         run = workload.run("secret", agent="triage")
-    finally:
-        workload.shutdown()
 
     def records() -> list[Any]:
         found = [r for r in logs_sink.snapshot() if r.trace_id == run.trace_id]
         return found if any(r.attributes.get("event") == n.LOG_RUN_END for r in found) else []
 
     found = wait_until(records, 30, what="the run's logs at the OTLP listener")
-    details = [r for r in found if r.attributes.get("event") == "gen_ai.client.inference.operation.details"]
-    assert details and all(n.GEN_AI_INPUT_MESSAGES in r.attributes for r in details)
+    details = [r for r in found if r.attributes.get("event") == DETAILS_EVENT]
+    assert details and all(r.attributes.get(n.GEN_AI_OUTPUT_MESSAGES) for r in details)
     assert all(r.resource["deployment.environment.name"] == "e2e" for r in found)
     dumped = json.dumps([(r.body, r.attributes) for r in found], default=str)
     assert "sk-ant-" not in dumped
-    assert any("****" in str(r.body) for r in found if r.attributes.get("event") == n.LOG_TOOL_RESULT)
+    # The model's answer quotes the tool's failure, key included: masked.
+    assert any("invalid x-api-key ****" in r.attributes[n.GEN_AI_OUTPUT_MESSAGES] for r in details)
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -323,19 +398,23 @@ def test_prometheus_has_the_documented_series(workload_runs: list[EmittedRun], p
     assert 0 < float(spend[0]["value"][1]) <= sum(run.cost_usd for run in workload_runs) + 1e-6
 
 
-def test_histograms_carry_exemplars_that_point_at_traces(
+def exemplar_trace_ids(prometheus: Prometheus, query: str) -> set[str]:
+    now = time.time()
+    data = prometheus.api("/api/v1/query_exemplars", query=query, start=str(now - 600), end=str(now + 60))
+    return {e["labels"].get("trace_id") for series in data for e in series.get("exemplars", [])}
+
+
+# agentwatch records each measurement in the context of the span it describes, so the SDK's
+# trace-based exemplar filter links histogram samples to the run's trace.
+def test_agentwatch_histograms_carry_exemplars_that_point_at_traces(
     workload_runs: list[EmittedRun], prometheus: Prometheus
 ) -> None:
     trace_ids = {run.trace_id for run in workload_runs}
-
-    def exemplar_trace_ids() -> set[str]:
-        now = time.time()
-        data = prometheus.api(
-            "/api/v1/query_exemplars", query="agentwatch_run_cost_usd_bucket", start=str(now - 600), end=str(now + 60)
-        )
-        return {e["labels"].get("trace_id") for series in data for e in series.get("exemplars", [])} & trace_ids
-
-    assert wait_until(exemplar_trace_ids, 30, what="exemplars with the runs' trace ids")
+    query = f'agentwatch_run_cost_usd_bucket{{job="{SERVICE_NAME}"}}'
+    wait_for_series(prometheus, query)
+    assert wait_until(
+        lambda: exemplar_trace_ids(prometheus, query) & trace_ids, 10, what="run-cost exemplars with run trace ids"
+    )
 
 
 # --- every dashboard and rule query returns data -------------------------------------------------
@@ -425,18 +504,18 @@ def test_an_expensive_run_pages_through_alertmanager(
 ) -> None:
     agent = "alert-probe"
     # A service of its own, so the session workload's series and counts stay as they were.
-    workload = Workload(collector.otlp_http, service_name="agentwatch-e2e-alert", instance_id="alert-probe", seed=3)
-    try:
-        workload.run("ordinary", agent=agent, cost_usd=0.01)
+    with Workload(
+        collector.otlp_http, service_name="agentwatch-e2e-alert", instance_id="alert-probe", seed=3
+    ) as workload:
+        cheap = workload.run("ordinary", agent=agent, task=1)
         workload.flush()
         # The cost histogram must have been scraped once before the expensive run: an alert on
-        # increase() needs a sample to increase from.
+        # increase() needs a sample to increase from (hence one process for both runs).
         wait_for_series(prometheus, f'agentwatch_run_cost_usd_count{{gen_ai_agent_name="{agent}"}}')
         time.sleep(2)
-        workload.run("ordinary", agent=agent, cost_usd=2.5)
+        expensive = workload.run("expensive", agent=agent)
         workload.flush()
-    finally:
-        workload.shutdown()
+    assert cheap.cost_usd < 1 < expensive.cost_usd
 
     def delivered() -> list[dict[str, Any]]:
         return [

@@ -58,6 +58,7 @@ class EmittedRun:
     streamed: bool = False
     retries: int = 0  # retry events on the run's chat spans
     error_type: str | None = None
+    stop_detail: str = ""
 
     @property
     def must_keep(self) -> bool:

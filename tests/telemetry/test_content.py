@@ -95,8 +95,12 @@ def test_event_only_puts_content_in_log_events_not_spans(sim, spans, logs, monke
 
     for span in trace_spans(spans, result.trace_id):
         assert not set(span.attributes) & set(n.CONTENT_ATTRIBUTES)
-    (record,) = logs.events("gen_ai.client.inference.operation.details")
-    assert "direct answer" in record["output"] and record["trace_id"] == result.trace_id
+    (record,) = logs.events(n.LOG_INFERENCE_DETAILS)
+    assert "direct answer" in record[n.GEN_AI_OUTPUT_MESSAGES] and record["trace_id"] == result.trace_id
+    assert json.loads(record[n.GEN_AI_INPUT_MESSAGES])[0] == {
+        "role": "user",
+        "parts": [{"type": "text", "content": "Say hello."}],
+    }
 
 
 def test_content_is_capped(sim, spans, monkeypatch) -> None:

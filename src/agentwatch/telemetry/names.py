@@ -210,3 +210,4 @@ LOG_EVAL_RESULT: Final = "eval_result"
 LOG_SHADOW_RESULT: Final = "shadow_result"
 LOG_CANARY_ROLLBACK: Final = "canary_rollback"
 LOG_CANARY_PROMOTE: Final = "canary_promote"
+LOG_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"  # opt-in content event

@@ -74,6 +74,7 @@ class CallObservation:
     stream: bool
     attempts: int = 1
     first_chunk_s: float | None = None
+    input_content: str | None = None  # rendered input messages, for the opt-in content event
 
 
 @dataclass
@@ -138,6 +139,10 @@ class RunRecorder:
         extra.update((k, v) for k, v in fields.items() if v is not None)  # OTLP log attributes reject None
         with self.activate(span):  # OTel's LoggingHandler takes the trace context from the current context
             emit(level, message, extra)
+
+    def _exemplar_context(self, span: Span) -> otel_context.Context:
+        """The context a measurement is taken in: ``span``'s, so exemplars link metrics to this run's trace."""
+        return trace.set_span_in_context(span, self.run_context)
 
     def _error(self, span: Span, exc: BaseException | None, error_type: str, message: str) -> None:
         span.set_attribute(n.ERROR_TYPE, error_type)
@@ -217,11 +222,12 @@ class RunRecorder:
             self._error(span, None, result.error or "error", result.stop_detail or "run failed")
         metric_attrs = {**self.base_metric_attrs, n.AW_RUN_STOP_REASON: result.stop_reason.value}
         m = self.metrics
-        m.runs.add(1, metric_attrs)
-        m.run_duration.record(result.duration_s, metric_attrs)
-        m.run_iterations.record(result.iterations, self.base_metric_attrs)
+        ctx = self._exemplar_context(span)
+        m.runs.add(1, metric_attrs, ctx)
+        m.run_duration.record(result.duration_s, metric_attrs, ctx)
+        m.run_iterations.record(result.iterations, self.base_metric_attrs, ctx)
         if result.cost_usd is not None:
-            m.run_cost.record(result.cost_usd, metric_attrs)
+            m.run_cost.record(result.cost_usd, metric_attrs, ctx)
         if result.stop_reason in BUDGET_STOPS:
             kind = {
                 StopReason.MAX_ITERATIONS: "iterations",
@@ -229,7 +235,7 @@ class RunRecorder:
                 StopReason.COST_BUDGET: "cost",
                 StopReason.TIMEOUT: "timeout",
             }[result.stop_reason]
-            m.budget_stops.add(1, {**self.base_metric_attrs, n.AW_BUDGET_KIND: kind})
+            m.budget_stops.add(1, {**self.base_metric_attrs, n.AW_BUDGET_KIND: kind}, ctx)
         level = logging.ERROR if result.stop_reason is StopReason.ERROR else logging.INFO
         self._log(
             n.LOG_RUN_END,
@@ -291,7 +297,10 @@ class RunRecorder:
         span = tracer().start_span(
             n.chat_span_name(model), context=self.run_context_with_span(), kind=SpanKind.CLIENT, attributes=attributes
         )
-        return CallObservation(span=span, model=model, started=time.perf_counter(), stream=stream)
+        observation = CallObservation(span=span, model=model, started=time.perf_counter(), stream=stream)
+        if self.content.in_events:
+            observation.input_content = self.content.render(to_semconv_messages(messages))
+        return observation
 
     def run_context_with_span(self) -> otel_context.Context:
         return trace.set_span_in_context(self.run_span, self.run_context)
@@ -318,7 +327,11 @@ class RunRecorder:
             call.attempts = attempt + 1
             call.span.add_event(n.EVENT_RETRY, attributes)
             model = call.model
-        self.metrics.retries.add(1, {**self.base_metric_attrs, n.ERROR_TYPE: error_type, n.GEN_AI_REQUEST_MODEL: model})
+        self.metrics.retries.add(
+            1,
+            {**self.base_metric_attrs, n.ERROR_TYPE: error_type, n.GEN_AI_REQUEST_MODEL: model},
+            self._exemplar_context(call.span if call else self.run_span),
+        )
         self._log(
             n.LOG_RETRY,
             f"retry attempt={attempt} after {error_type}, waiting {wait_s:.3f}s",
@@ -361,6 +374,7 @@ class RunRecorder:
         output_blocks: list[dict[str, Any]] | None,
     ) -> None:
         span = call.span
+        ctx = self._exemplar_context(span)
         duration = time.perf_counter() - call.started
         metric_attrs: dict[str, Any] = {
             n.GEN_AI_OPERATION_NAME: n.OP_CHAT,
@@ -383,17 +397,17 @@ class RunRecorder:
             attributes[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
             attributes[n.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
             self.metrics.token_usage.record(
-                usage.total_input_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_INPUT}
+                usage.total_input_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_INPUT}, ctx
             )
             self.metrics.token_usage.record(
-                usage.output_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_OUTPUT}
+                usage.output_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_OUTPUT}, ctx
             )
         if cost_usd is not None:
             attributes[n.AW_CALL_COST_USD] = cost_usd
-            self.metrics.spend.add(cost_usd, {**self.base_metric_attrs, n.GEN_AI_REQUEST_MODEL: call.model})
+            self.metrics.spend.add(cost_usd, {**self.base_metric_attrs, n.GEN_AI_REQUEST_MODEL: call.model}, ctx)
         if call.first_chunk_s is not None:
             attributes[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_s
-            self.metrics.time_to_first_chunk.record(call.first_chunk_s, metric_attrs)
+            self.metrics.time_to_first_chunk.record(call.first_chunk_s, metric_attrs, ctx)
         if output_blocks is not None and self.content.on_spans:
             attributes[n.GEN_AI_OUTPUT_MESSAGES] = self.content.render(
                 to_semconv_messages([{"role": "assistant", "content": output_blocks}])
@@ -403,7 +417,7 @@ class RunRecorder:
             error_type = type(exc).__name__
             metric_attrs[n.ERROR_TYPE] = error_type
             self._error(span, exc, error_type, f"{error_type}: {exc}")
-        self.metrics.operation_duration.record(duration, metric_attrs)
+        self.metrics.operation_duration.record(duration, metric_attrs, ctx)
         usage = usage or Usage()
         self._log(
             n.LOG_LLM_CALL,
@@ -423,12 +437,14 @@ class RunRecorder:
             error_type=type(exc).__name__ if exc is not None else None,
         )
         if self.content.in_events:
-            self._log(
-                "gen_ai.client.inference.operation.details",
-                "inference content",
-                span,
-                output=self.content.render(output_blocks or []),
-            )
+            details = {
+                n.GEN_AI_OUTPUT_MESSAGES: self.content.render(
+                    to_semconv_messages([{"role": "assistant", "content": output_blocks or []}])
+                )
+            }
+            if call.input_content is not None:
+                details[n.GEN_AI_INPUT_MESSAGES] = call.input_content
+            self._log(n.LOG_INFERENCE_DETAILS, "inference content", span, logging.INFO, **details)
 
     # --- tools ---------------------------------------------------------------------------------------
     @never_raises
@@ -494,9 +510,10 @@ class RunRecorder:
             span.add_event(
                 "exception", {"exception.type": error_type or "error", "exception.message": redact(content)[:2048]}
             )
-        self.metrics.tool_duration.record(duration_s, duration_attrs)
+        ctx = self._exemplar_context(span)
+        self.metrics.tool_duration.record(duration_s, duration_attrs, ctx)
         self.metrics.tool_calls.add(
-            1, {n.GEN_AI_TOOL_NAME: tool.name, n.AW_TOOL_OUTCOME: outcome, **self.base_metric_attrs}
+            1, {n.GEN_AI_TOOL_NAME: tool.name, n.AW_TOOL_OUTCOME: outcome, **self.base_metric_attrs}, ctx
         )
         self._log(
             n.LOG_TOOL_RESULT,
