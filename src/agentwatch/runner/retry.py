@@ -35,11 +35,15 @@ ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """``retry`` with ``wait_s`` seconds first, or give up (``retry=False``) for ``reason``."""
+    """``retry`` with ``wait_s`` seconds first, or give up (``retry=False``) for ``reason``.
+
+    ``out_of_time``: the call was worth retrying, but the wait would outlast the run's deadline.
+    """
 
     retry: bool
     wait_s: float
     reason: str
+    out_of_time: bool = False
 
 
 def error_type(exc: BaseException) -> str:
@@ -130,5 +134,7 @@ def decide(
     requested = retry_after_s(exc)
     wait = requested if requested is not None else backoff_s(attempt, base_s, max_s)
     if time_left_s is not None and wait >= time_left_s:
-        return RetryDecision(False, wait, f"retry wait {wait:.2f}s exceeds the {max(time_left_s, 0):.2f}s left")
+        return RetryDecision(
+            False, wait, f"retry wait {wait:.2f}s exceeds the {max(time_left_s, 0):.2f}s left", out_of_time=True
+        )
     return RetryDecision(True, wait, "retry-after" if requested is not None else "backoff")

@@ -237,9 +237,7 @@ class RunState:
 
     def failure_stop(self, exc: BaseException, decision: retry.RetryDecision, attempts: int) -> Stop:
         """The stop for a call that failed for good."""
-        if isinstance(exc, TimeoutError | anthropic.APITimeoutError) or (
-            decision.wait_s > 0 and "exceeds" in decision.reason
-        ):
+        if decision.out_of_time or isinstance(exc, TimeoutError | anthropic.APITimeoutError):
             left = self.guards.time_left()
             if left is not None and (left <= decision.wait_s or left <= 0.01):
                 timeout = f"{self.agent.limits.timeout_s:g}s timeout"
