@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentwatch.cost import PRICES_FILE_ENV, ModelPrice, PriceTable, Pricing, default_pricing
+from agentwatch.cost import PRICES_FILE_ENV, ModelPrice, Pricing, default_pricing
 from agentwatch.result import Usage
 
 HAIKU_EXAMPLE = Usage(input_tokens=1_000, cache_read_tokens=2_000, cache_write_tokens=500, output_tokens=300)
@@ -166,10 +166,6 @@ def test_env_file_and_default_pricing(tmp_path: Path, monkeypatch: pytest.Monkey
         assert default_pricing().cost("claude-haiku-4-5", HAIKU_EXAMPLE) == 0.003325
     finally:
         default_pricing.cache_clear()
-
-
-def test_price_table_alias() -> None:
-    assert PriceTable is Pricing
 
 
 def test_max_cost_worked_example(pricing: Pricing) -> None:

@@ -27,7 +27,7 @@ from genai_prices import types as gp_types
 from agentwatch.result import Usage
 from agentwatch.telemetry import names
 
-__all__ = ["PRICES_FILE_ENV", "ModelPrice", "PriceTable", "Pricing", "default_pricing"]
+__all__ = ["PRICES_FILE_ENV", "ModelPrice", "Pricing", "default_pricing"]
 
 PRICES_FILE_ENV = "AGENTWATCH_PRICES_FILE"
 _PROVIDER = "anthropic"
@@ -230,10 +230,6 @@ class Pricing:
             model,
             PRICES_FILE_ENV,
         )
-
-
-PriceTable = Pricing
-"""Alias of :class:`Pricing`."""
 
 
 @functools.cache

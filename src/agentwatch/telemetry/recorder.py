@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
@@ -97,7 +97,6 @@ class AgentInfo:
     conversation_id: str | None = None
     server_address: str | None = None
     server_port: int | None = None
-    metric_attributes: dict[str, str] = field(default_factory=dict)
 
 
 class RunRecorder:
@@ -110,7 +109,7 @@ class RunRecorder:
         self.metrics = instruments()
         self.run_span: Span = trace.INVALID_SPAN
         self.run_context: otel_context.Context | None = None
-        self.base_metric_attrs: dict[str, str] = {n.GEN_AI_AGENT_NAME: agent.name, **agent.metric_attributes}
+        self.base_metric_attrs: dict[str, str] = {n.GEN_AI_AGENT_NAME: agent.name}
         if agent.version:
             self.base_metric_attrs[n.AW_AGENT_VERSION] = agent.version
 
