@@ -7,6 +7,7 @@ one decision: ``event`` names it, the other fields are flat keys documented in t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -38,12 +39,20 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
 
 
+_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode  # built once: json.dumps builds one per call
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: UTC time, level, event, message, trace_id, span_id, then the fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{_utc_second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -55,7 +64,7 @@ class JsonFormatter(logging.Formatter):
         out.update(record_fields(record))
         if record.exc_info and record.exc_info[1] is not None:
             out["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return _encode(out)
 
 
 def configure_json_logs(target: str | Path | IO[str] | None = None, level: int = logging.INFO) -> logging.Handler:
