@@ -2,7 +2,8 @@
 
 Reads the standard ``OTEL_*`` variables: ``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
 per-signal ``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT``), ``OTEL_EXPORTER_OTLP_PROTOCOL``
-(``http/protobuf`` default, ``grpc`` with the ``agentwatch[grpc]`` extra), ``OTEL_EXPORTER_OTLP_HEADERS``.
+(``http/protobuf`` default, ``grpc`` with the ``agentwatch[grpc]`` extra), ``OTEL_EXPORTER_OTLP_HEADERS``,
+``OTEL_METRIC_EXPORT_INTERVAL`` (ms, default 10 s).
 Without an endpoint nothing is exported (no noisy connection errors to a collector that isn't there).
 
 Safety: bounded queues; an exporter that raises or fails is counted (``agentwatch.telemetry.errors``)
@@ -143,6 +144,16 @@ def _endpoint(signal_name: str) -> str | None:
     return specific or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
+def _metric_interval_ms(explicit_s: float | None) -> float:
+    """The metric export interval: the argument, else ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), else 10 s."""
+    if explicit_s is not None:
+        return explicit_s * 1000
+    try:
+        return max(float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "10000")), 100.0)
+    except ValueError:
+        return 10_000.0
+
+
 def _protocol() -> str:
     return os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower()
 
@@ -231,7 +242,7 @@ def configure_telemetry(
     metric_readers: Sequence[Any] = (),
     log_exporters: Sequence[LogRecordExporter] = (),
     export_timeout_s: float = 5.0,
-    metric_interval_s: float = 10.0,
+    metric_interval_s: float | None = None,
     shutdown_timeout_s: float = 5.0,
     install_signal_handler: bool = True,
 ) -> Telemetry:
@@ -261,7 +272,7 @@ def configure_telemetry(
         readers.append(
             PeriodicExportingMetricReader(
                 GuardedMetricExporter(metrics_out),
-                export_interval_millis=metric_interval_s * 1000,
+                export_interval_millis=_metric_interval_ms(metric_interval_s),
                 export_timeout_millis=export_timeout_s * 1000,
             )
         )
