@@ -8,6 +8,7 @@ carries never reach a span or a log.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -79,14 +80,8 @@ class ContentPolicy:
 
     @classmethod
     def from_env(cls) -> ContentPolicy:
-        """Read the capture switch; an unknown value means NO_CONTENT (fail closed). Never raises."""
-        raw = os.environ.get(CAPTURE_ENV, "").strip().upper()
-        mode = CaptureMode(raw) if raw in CaptureMode.__members__ else CaptureMode.NO_CONTENT
-        try:
-            max_chars = max(int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS)), 16)
-        except ValueError:
-            max_chars = DEFAULT_MAX_CHARS
-        return cls(mode, max_chars)
+        """Read the capture switch (per run, so it can change at runtime); unknown means NO_CONTENT."""
+        return _policy(os.environ.get(CAPTURE_ENV, ""), os.environ.get(MAX_CHARS_ENV, ""))
 
     def render(self, value: Any) -> str:
         """JSON of ``value``, redacted and cut to ``max_chars``. Never raises."""
@@ -119,3 +114,15 @@ def to_semconv_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
         out.append({"role": message.get("role"), "parts": [_part(b) for b in blocks if isinstance(b, dict)]})
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _policy(raw_mode: str, raw_max_chars: str) -> ContentPolicy:
+    """The policy for these raw environment values (parsed once per distinct pair). Never raises."""
+    mode_name = raw_mode.strip().upper()
+    mode = CaptureMode(mode_name) if mode_name in CaptureMode.__members__ else CaptureMode.NO_CONTENT
+    try:
+        max_chars = max(int(raw_max_chars or DEFAULT_MAX_CHARS), 16)
+    except ValueError:
+        max_chars = DEFAULT_MAX_CHARS
+    return ContentPolicy(mode, max_chars)

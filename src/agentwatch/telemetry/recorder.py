@@ -11,8 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -62,6 +61,21 @@ def never_raises(method: Callable[P, R | None]) -> Callable[P, R | None]:
 def tracer() -> trace.Tracer:
     """agentwatch's tracer from the global provider (a proxy until one is set, so caching is safe)."""
     return trace.get_tracer(n.INSTRUMENTATION_SCOPE, __version__, schema_url=n.SCHEMA_URL)
+
+
+class _Active:
+    """``with``: attach a context, detach it on the way out (a plain class: cheaper than @contextmanager)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(self._context)
+
+    def __exit__(self, *exc_info: object) -> None:
+        otel_context.detach(self._token)
 
 
 @dataclass
@@ -114,14 +128,9 @@ class RunRecorder:
             self.base_metric_attrs[n.AW_AGENT_VERSION] = agent.version
 
     # --- context -------------------------------------------------------------------------------------
-    @contextmanager
-    def activate(self, span: Span | None = None) -> Iterator[None]:
+    def activate(self, span: Span | None = None) -> _Active:
         """Make ``span`` (default: the run span) current for the duration of real work; never across a yield."""
-        token = otel_context.attach(trace.set_span_in_context(span or self.run_span, self.run_context))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
+        return _Active(trace.set_span_in_context(span or self.run_span, self.run_context))
 
     def trace_id(self) -> str:
         context = self.run_span.get_span_context()
