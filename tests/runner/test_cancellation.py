@@ -12,7 +12,7 @@ from agentwatch import TextDelta, tool
 from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.telemetry import names as n
 
-from .support import async_client, demo_agent, of_trace, root_of, sync_client
+from .support import async_client, by_iteration, demo_agent, of_trace, root_of, sync_client
 
 TASK = "What is 1234 * 5678?"
 
@@ -24,7 +24,7 @@ def slow_sim():
         yield simulator
 
 
-def assert_cancelled_and_closed(spans, tracker, logs, trace_id: str) -> None:
+def assert_cancelled_and_closed(spans, tracker, logs, trace_id: str, billed_call: bool = True) -> None:
     assert tracker.open_in(trace_id) == []  # every span of the run has ended
     finished = of_trace(spans.get_finished_spans(), trace_id)
     root = root_of(finished)
@@ -32,6 +32,13 @@ def assert_cancelled_and_closed(spans, tracker, logs, trace_id: str) -> None:
     assert all(s.end_time <= root.end_time for s in finished)  # children end before their parent
     ends = [r for r in logs.events("run_end") if r["trace_id"] == trace_id]
     assert len(ends) == 1 and ends[0]["stop_reason"] == "cancelled"
+    if not billed_call:  # a JSON call cancelled before its response: no usage was ever reported
+        return
+    # The stream that was cut short was still billed for its input: the run and the chat span say so.
+    chat = [s for s in finished if s.name.startswith("chat")][-1]
+    billed = chat.attributes[n.GEN_AI_USAGE_INPUT_TOKENS]
+    assert billed > 0 and chat.attributes[n.AW_CALL_COST_USD] > 0
+    assert root.attributes[n.AW_RUN_INPUT_TOKENS] >= billed and ends[0]["input_tokens"] >= billed
 
 
 def test_closing_a_sync_stream_early_cancels_the_run(slow_sim, spans, tracker, logs) -> None:
@@ -113,7 +120,7 @@ async def test_cancelling_arun_mid_call_ends_the_run_as_cancelled(fresh_sim, spa
 
     (root,) = [s for s in spans.get_finished_spans() if s.name.startswith("invoke_agent")]
     trace_id = format(root.context.trace_id, "032x")
-    assert_cancelled_and_closed(spans, tracker, logs, trace_id)
+    assert_cancelled_and_closed(spans, tracker, logs, trace_id, billed_call=False)
     (chat,) = [s for s in of_trace(spans.get_finished_spans(), trace_id) if s.name.startswith("chat")]
     assert chat.attributes[n.ERROR_TYPE] == "CancelledError"
 
@@ -140,3 +147,23 @@ async def test_cancelling_arun_during_a_tool_ends_the_tool_span(sim, spans, trac
     assert_cancelled_and_closed(spans, tracker, logs, trace_id)
     (tool_span,) = [s for s in of_trace(spans.get_finished_spans(), trace_id) if s.name.startswith("execute_tool")]
     assert tool_span.attributes[n.AW_TOOL_OUTCOME] == "cancelled"
+
+
+def test_a_stream_cut_by_an_error_is_billed_and_the_retry_too(fresh_sim, spans) -> None:
+    """An overloaded error mid-stream: the cut attempt's input counts in the run, its budget and its span."""
+    agent = demo_agent("cut-billed")
+    clean = agent.run(TASK, client=sync_client(fresh_sim))
+    clean_first = by_iteration(of_trace(spans.get_finished_spans(), clean.trace_id))[0]
+
+    fresh_sim.reset()
+    fresh_sim.faults = FaultPlan(schedule=[Fault.midstream_error()])
+    *_, finished = agent.stream(TASK, client=sync_client(fresh_sim))
+    result = finished.result
+    chats = by_iteration(of_trace(spans.get_finished_spans(), result.trace_id))
+
+    assert result.stop_reason == "end_turn" and len(chats) == clean.iterations
+    first_input = clean_first.attributes[n.GEN_AI_USAGE_INPUT_TOKENS]
+    assert chats[0].attributes[n.GEN_AI_USAGE_INPUT_TOKENS] == 2 * first_input  # cut attempt + retry
+    assert result.usage.total_input_tokens == clean.usage.total_input_tokens + first_input
+    assert result.usage.total_input_tokens == sum(c.attributes[n.GEN_AI_USAGE_INPUT_TOKENS] for c in chats)
+    assert result.cost_usd == pytest.approx(sum(c.attributes[n.AW_CALL_COST_USD] for c in chats))

@@ -16,7 +16,7 @@ from typing import Any
 
 import anthropic
 
-from agentwatch.result import RunResult, StopReason
+from agentwatch.result import RunResult, StopReason, Usage
 from agentwatch.runner import retry
 from agentwatch.runner.events import Retrying, RunEvent, RunFinished, TextDelta, ToolFinished, ToolStarted
 from agentwatch.runner.guards import BudgetWarning, Stop
@@ -82,6 +82,19 @@ def _after_failure(state: RunState, call: CallObservation | None, exc: BaseExcep
     return Retrying(attempt + 1, decision.wait_s, retry.error_type(exc))
 
 
+def _account_cut_stream(state: RunState, plan: CallPlan, call: CallObservation | None, events: Any) -> None:
+    """A stream that ended early (error, cancellation, a consumer that stopped reading) was still billed
+    for what ``message_start`` reported: count it in the run, its budgets and the call's span. Never raises."""
+    try:
+        usage = Usage.from_api(events.current_message_snapshot.usage)
+    except Exception:
+        return  # no message_start yet: nothing was reported
+    if usage.total_tokens:
+        cost = state.account_usage(plan.route.model, usage)
+        state.guards.account(usage, cost)
+        state.recorder.cut_stream_usage(call, usage, cost)
+
+
 def _tool_description(state: RunState, name: str) -> str | None:
     tool = state.agent.tools_by_name.get(name)
     return tool.description if tool is not None else None
@@ -125,6 +138,7 @@ def _call_sync(
             with state.recorder.activate(span):
                 manager = client.messages.stream(**request, timeout=state.call_timeout())
                 events = manager.__enter__()
+            message = None
             try:
                 iterator = iter(events)
                 while True:
@@ -139,6 +153,8 @@ def _call_sync(
                 with state.recorder.activate(span):
                     message = events.get_final_message()
             finally:
+                if message is None:
+                    _account_cut_stream(state, plan, call, events)
                 manager.__exit__(None, None, None)
             return call, message
         except retry.ATTEMPT_ERRORS as exc:
@@ -265,12 +281,18 @@ async def _call_async(
                     if not stream:
                         return call, await client.messages.create(**request, timeout=state.call_timeout())
                     async with client.messages.stream(**request, timeout=state.call_timeout()) as events:
-                        async for event in events:
-                            state.recorder.first_chunk(call)
-                            text = _text_delta(event)
-                            if text:
-                                emit(TextDelta(text, plan.iteration))
-                        return call, await events.get_final_message()
+                        message = None
+                        try:
+                            async for event in events:
+                                state.recorder.first_chunk(call)
+                                text = _text_delta(event)
+                                if text:
+                                    emit(TextDelta(text, plan.iteration))
+                            message = await events.get_final_message()
+                        finally:
+                            if message is None:
+                                _account_cut_stream(state, plan, call, events)
+                        return call, message
         except retry.ATTEMPT_ERRORS as exc:
             failed = _after_failure(state, call, exc, attempt)
             if isinstance(failed, Stop):

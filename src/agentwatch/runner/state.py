@@ -257,6 +257,15 @@ class RunState:
             detail += f" (after {attempts} attempts)"
         return Stop(StopReason.ERROR, detail, error_type=retry.error_type(exc))
 
+    def account_usage(self, model: str, usage: Usage) -> float | None:
+        """Add one response's (or one cut-short stream's) usage and cost to the run; return the cost."""
+        cost = self.agent.pricing.cost(model, usage, batch=False)
+        self.usage = self.usage + usage
+        self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 10)
+        if model not in self.models:
+            self.models.append(model)
+        return cost
+
     def on_message(self, plan: CallPlan, message: Any) -> tuple[Usage, float | None, list[ToolUse] | Stop | None]:
         """Account a response; return its usage and cost, and what comes next.
 
@@ -264,12 +273,7 @@ class RunState:
         after ``pause_turn``).
         """
         usage = Usage.from_api(getattr(message, "usage", None))
-        model = plan.route.model
-        cost = self.agent.pricing.cost(model, usage, batch=False)
-        self.usage = self.usage + usage
-        self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 10)
-        if model not in self.models:
-            self.models.append(model)
+        cost = self.account_usage(plan.route.model, usage)
         content = [block_to_param(b) for b in getattr(message, "content", None) or []]
         text = "".join(b["text"] for b in content if b["type"] == "text").strip()
         if text:

@@ -89,6 +89,8 @@ class CallObservation:
     attempts: int = 1
     first_chunk_s: float | None = None
     input_content: str | None = None  # rendered input messages, for the opt-in content event
+    cut_usage: Usage | None = None  # what attempts whose stream ended early were billed for
+    cut_cost: float | None = 0.0
 
 
 @dataclass
@@ -319,6 +321,13 @@ class RunRecorder:
             call.first_chunk_s = time.perf_counter() - call.started
 
     @never_raises
+    def cut_stream_usage(self, call: CallObservation | None, usage: Usage, cost_usd: float | None) -> None:
+        """Remember the usage of an attempt whose stream ended early; ``end_call`` adds it to the span."""
+        if call is not None:
+            call.cut_usage = usage if call.cut_usage is None else call.cut_usage + usage
+            call.cut_cost = None if cost_usd is None or call.cut_cost is None else call.cut_cost + cost_usd
+
+    @never_raises
     def retry(
         self, call: CallObservation | None, *, attempt: int, exc: BaseException, status: int | None, wait_s: float
     ) -> None:
@@ -384,6 +393,14 @@ class RunRecorder:
         span = call.span
         ctx = self._exemplar_context(span)
         duration = time.perf_counter() - call.started
+        if call.cut_usage is not None:  # attempts cut short were billed too: the span covers them all
+            usage = call.cut_usage if usage is None else usage + call.cut_usage
+            if message is None:
+                cost_usd = call.cut_cost
+            elif cost_usd is not None and call.cut_cost is not None:
+                cost_usd = round(cost_usd + call.cut_cost, 10)
+            else:
+                cost_usd = None
         metric_attrs: dict[str, Any] = {
             n.GEN_AI_OPERATION_NAME: n.OP_CHAT,
             n.GEN_AI_PROVIDER_NAME: n.PROVIDER_ANTHROPIC,
