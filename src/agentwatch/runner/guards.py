@@ -113,7 +113,7 @@ class Guards:
             rates = self.pricing.prices_for(model, input_tokens=input_tokens)  # long-context tiers cost more
             if rates is None:  # Agent construction refuses this; kept as a hard stop, never unlimited.
                 return Stop(StopReason.ERROR, f"model {model!r} has no known price for the cost budget", "cost")
-            input_rate = max(rates.input, rates.cache_write_1h, rates.cache_write_5m) if cached else rates.input
+            input_rate = rates.dearest_input if cached else rates.input
             input_cost = input_tokens * input_rate / 1e6
             affordable = (cost_left - input_cost) * 1e6 / rates.output if rates.output > 0 else math.inf
             max_tokens = min(max_tokens, math.floor(affordable) if affordable < math.inf else max_tokens)
