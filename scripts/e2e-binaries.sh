@@ -1,180 +1,156 @@
 #!/usr/bin/env bash
-# Build or install the real binaries the end-to-end tests run (tests/e2e, tests/deploy):
-#   otelcol-agentwatch  OpenTelemetry Collector built with the Collector Builder from
-#                       collector/builder-manifest.yaml (the components collector/config.yaml uses)
-#   jaeger              Jaeger v2, built from its module source (see JAEGER_* below)
-#   loki                Loki, built from its module source at the compose image's version
-#   prometheus, promtool, alertmanager, amtool   Debian packages prometheus and
-#                       prometheus-alertmanager (linked into the cache)
+# Build the real binaries the end-to-end tests run (tests/e2e, tests/deploy), at exactly the versions
+# docker-compose.yml ships (both read versions.env):
+#   otelcol-agentwatch        the Collector, built with the Collector Builder from
+#                             collector/builder-manifest.yaml (the components collector/config.yaml uses)
+#   jaeger                    Jaeger v2, from its Go module
+#   prometheus, promtool      Prometheus 3, from its Go module (no web UI assets: the tests use the API)
+#   alertmanager, amtool      Alertmanager, from its Go module
+# Loki and Grafana are AGPL-licensed: never built here; compose runs their images and the native e2e
+# proves the logs leg with a second collector standing in for Loki's OTLP endpoint.
 #
-# Idempotent: a binary is rebuilt only when it is missing or the stamp recorded beside it (manifest
-# hash, builder/Go/Jaeger versions) no longer matches. The cache lives outside the repository:
-#   ${AGENTWATCH_BIN_CACHE:-$HOME/.cache/agentwatch/bin}
-# Build output goes to $AGENTWATCH_BIN_CACHE/build.log; the script prints one summary line.
+# Idempotent: a binary is rebuilt only when it is missing or the stamp beside it (module, version, Go
+# version, manifest hash) no longer matches. Builds run in parallel, each with -p=1 so two fit the two
+# cores; one progress line per build start and end. The cache lives outside the repository:
+#   ${AGENTWATCH_BIN_CACHE:-$HOME/.cache/agentwatch/bin}   (build output in build.log there)
 #
-# Usage: scripts/e2e-binaries.sh [prometheus|collector|jaeger|loki]...   (default: all)
+# Usage: scripts/e2e-binaries.sh [collector|jaeger|prometheus|alertmanager]...   (default: all)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${AGENTWATCH_BIN_CACHE:-$HOME/.cache/agentwatch/bin}
 LOG=${AGENTWATCH_BIN_LOG:-$CACHE/build.log}
 MANIFEST=$REPO_ROOT/collector/builder-manifest.yaml
-
-# Same version as the otel/opentelemetry-collector-contrib image pinned in docker-compose.yml.
-OCB_VERSION=v0.159.0
-# Jaeger 2.20.0 (the compose image) by commit: tags v2.x are not installable because the module
-# path has no /v2 suffix. Where the module proxy refuses that commit, fall back to v1.76.0, the
-# last semver tag (= Jaeger v2.13.0); the /api/v3 query API the tests use is the same.
-JAEGER_MODULE=github.com/jaegertracing/jaeger
-JAEGER_REFS=(798e4b0fcf22609e381df764a01461affd813e1e v1.76.0)
-
-# Same version as the grafana/loki image pinned in docker-compose.yml.
-LOKI_MODULE=github.com/grafana/loki/v3
-LOKI_VERSION=v3.7.6
+# shellcheck source=../versions.env
+source "$REPO_ROOT/versions.env"
 
 # Go may be installed without being on a non-login shell's PATH.
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
     export PATH="/usr/local/go/bin:$PATH"
 fi
 command -v go >/dev/null || { echo "e2e-binaries: needs Go (1.25 or newer) on PATH" >&2; exit 1; }
-
-# Two cores: keep the Go build from starving everything else.
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-p=2"
-export CGO_ENABLED=0
+export GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-p=1"
+GO_VERSION=$(go env GOVERSION)
 
 mkdir -p "$CACHE"
 # Keep the log readable: start over once it passes 20 MB.
 if [[ -f $LOG ]] && (($(stat -c %s "$LOG") > 20000000)); then : >"$LOG"; fi
 : >>"$LOG"
-summary=()
+START=$SECONDS
 
+progress() { printf 'e2e-binaries [%4ss] %s\n' "$((SECONDS - START))" "$*"; }
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >>"$LOG"; }
 
-sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+# cached NAME STAMP BIN...: true when every BIN exists and NAME's stamp says STAMP.
+cached() {
+    local name=$1 want=$2 bin
+    shift 2
+    [[ $(cat "$CACHE/$name.stamp" 2>/dev/null) == "$want" ]] || return 1
+    for bin in "$@"; do [[ -x $CACHE/$bin ]] || return 1; done
+}
 
-build_collector() {
-    local want have bin=$CACHE/otelcol-agentwatch work
-    want="ocb=$OCB_VERSION manifest=$(sha "$MANIFEST") $(go env GOVERSION)"
-    have=$(cat "$bin.stamp" 2>/dev/null || true)
-    if [[ -x $bin && $have == "$want" ]]; then
-        summary+=("collector cached")
+# build_module NAME MODULE VERSION OUT=PKG...: download MODULE@VERSION through the module proxy and
+# build each PKG into $CACHE/OUT as the main module (so its go.mod, replace directives included, holds;
+# `go install module@version` refuses modules with replace directives).
+build_module() {
+    local name=$1 module=$2 version=$3 dir work pair out
+    shift 3
+    local want="$module@$version $GO_VERSION" outs=()
+    for pair in "$@"; do outs+=("${pair%%=*}"); done
+    if cached "$name" "$want" "${outs[@]}"; then
+        progress "$name: cached ($version)"
         return
     fi
     local t0=$SECONDS
-    log "collector: building ($want)"
-    GOBIN=$CACHE/tools go install "go.opentelemetry.io/collector/cmd/builder@$OCB_VERSION" >>"$LOG" 2>&1
+    progress "$name: building $module@$version"
+    dir=$(cd "$CACHE" && go mod download -json "$module@$version" 2>>"$LOG.$name" |
+        sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p') || true
+    [[ -n $dir ]] || { progress "$name: $module@$version is not served (see $LOG)"; return 1; }
+    work=$(mktemp -d "${TMPDIR:-/tmp}/agentwatch-$name.XXXXXX")
+    cp -r "$dir/." "$work/" && chmod -R u+w "$work"
+    if declare -F "prepare_$name" >/dev/null; then (cd "$work" && "prepare_$name"); fi
+    for pair in "$@"; do
+        out=${pair%%=*}
+        if ! (cd "$work" && go build -mod=mod -trimpath -ldflags="-s -w" -o "$CACHE/$out.new" "${pair#*=}") \
+            >>"$LOG.$name" 2>&1; then
+            rm -rf "$work"
+            progress "$name: build of $out failed (see $LOG)"
+            return 1
+        fi
+    done
+    for out in "${outs[@]}"; do mv "$CACHE/$out.new" "$CACHE/$out"; done
+    echo "$want" >"$CACHE/$name.stamp"
+    rm -rf "$work"
+    progress "$name: built in $((SECONDS - t0))s"
+}
+
+# Alertmanager embeds its web UI from ui/app/dist, which is generated by an npm build and not part of
+# the module; the tests use only the API, so a placeholder page stands in for the UI.
+prepare_alertmanager() {
+    mkdir -p ui/app/dist
+    echo '<!doctype html><title>Alertmanager</title><p>web UI not built (agentwatch e2e binary)' \
+        >ui/app/dist/index.html
+}
+
+build_collector() {
+    local want work t0=$SECONDS
+    want="ocb=$OTELCOL_BUILDER_VERSION manifest=$(sha256sum "$MANIFEST" | cut -c1-16) $GO_VERSION"
+    if cached collector "$want" otelcol-agentwatch; then
+        progress "collector: cached ($OTELCOL_BUILDER_VERSION)"
+        return
+    fi
+    progress "collector: building with the Collector Builder $OTELCOL_BUILDER_VERSION"
+    GOBIN=$CACHE/tools go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_BUILDER_VERSION" \
+        >>"$LOG.collector" 2>&1
     work=$(mktemp -d "${TMPDIR:-/tmp}/agentwatch-ocb.XXXXXX")
     # output_path is rewritten so the generated sources land in a scratch folder, not the repo.
     sed "s#^\(\s*output_path:\).*#\1 $work/src#" "$MANIFEST" >"$work/manifest.yaml"
-    (cd "$work" && "$CACHE/tools/builder" --config "$work/manifest.yaml" --ldflags="-s -w") >>"$LOG" 2>&1
-    install -m 0755 "$work/src/otelcol-agentwatch" "$bin"
-    echo "$want" >"$bin.stamp"
-    rm -rf "$work"
-    summary+=("collector built in $((SECONDS - t0))s")
-    log "collector: done in $((SECONDS - t0))s"
-}
-
-build_jaeger() {
-    local bin=$CACHE/jaeger have ref dir work t0=$SECONDS
-    have=$(cat "$bin.stamp" 2>/dev/null || true)
-    if [[ -x $bin && $have == "requested=${JAEGER_REFS[0]} "* ]]; then
-        summary+=("jaeger cached (${have##* })")
-        return
-    fi
-    for ref in "${JAEGER_REFS[@]}"; do
-        # `go install module@ref` refuses Jaeger (its go.mod has a replace directive), so fetch the
-        # module source through the module proxy and build it as the main module.
-        log "jaeger: go mod download $JAEGER_MODULE@$ref"
-        if ! dir=$(cd "$CACHE" && go mod download -json "$JAEGER_MODULE@$ref" 2>>"$LOG" |
-            sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p') || [[ -z $dir ]]; then
-            log "jaeger: $ref not served, trying the next reference"
-            continue
-        fi
-        work=$(mktemp -d "${TMPDIR:-/tmp}/agentwatch-jaeger.XXXXXX")
-        cp -r "$dir/." "$work/" && chmod -R u+w "$work"
-        if (cd "$work" && go build -trimpath -ldflags="-s -w" -o "$bin.new" ./cmd/jaeger) >>"$LOG" 2>&1; then
-            mv "$bin.new" "$bin"
-            echo "requested=${JAEGER_REFS[0]} built=$ref" >"$bin.stamp"
-            rm -rf "$work"
-            summary+=("jaeger@$ref built in $((SECONDS - t0))s")
-            log "jaeger: done ($ref) in $((SECONDS - t0))s"
-            return
-        fi
+    if ! (cd "$work" && "$CACHE/tools/builder" --config "$work/manifest.yaml" --ldflags="-s -w") \
+        >>"$LOG.collector" 2>&1; then
         rm -rf "$work"
-        log "jaeger: build of $ref failed, trying the next reference"
-    done
-    echo "jaeger: every reference failed, see $LOG" >&2
-    return 1
-}
-
-build_loki() {
-    local bin=$CACHE/loki want have dir work t0=$SECONDS
-    want="loki=$LOKI_VERSION $(go env GOVERSION)"
-    have=$(cat "$bin.stamp" 2>/dev/null || true)
-    if [[ -x $bin && $have == "$want" ]]; then
-        summary+=("loki cached")
-        return
+        progress "collector: build failed (see $LOG)"
+        return 1
     fi
-    log "loki: go mod download $LOKI_MODULE@$LOKI_VERSION"
-    dir=$(cd "$CACHE" && go mod download -json "$LOKI_MODULE@$LOKI_VERSION" 2>>"$LOG" |
-        sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
-    [[ -n $dir ]] || { echo "loki: $LOKI_VERSION not served, see $LOG" >&2; return 1; }
-    work=$(mktemp -d "${TMPDIR:-/tmp}/agentwatch-loki.XXXXXX")
-    cp -r "$dir/." "$work/" && chmod -R u+w "$work"
-    # go.mod replaces github.com/grafana/loki/pkg/push with ./pkg/push, a nested module that module
-    # zips leave out; drop the replace so the version go.mod requires comes from the module proxy.
-    # -mod=mod lets go record that module's checksums.
-    (cd "$work" && go mod edit -dropreplace=github.com/grafana/loki/pkg/push &&
-        go build -mod=mod -trimpath -ldflags="-s -w" -o "$bin.new" ./cmd/loki) >>"$LOG" 2>&1 ||
-        { rm -rf "$work"; echo "loki: build failed, see $LOG" >&2; return 1; }
-    mv "$bin.new" "$bin"
-    echo "$want" >"$bin.stamp"
+    install -m 0755 "$work/src/otelcol-agentwatch" "$CACHE/otelcol-agentwatch"
+    echo "$want" >"$CACHE/collector.stamp"
     rm -rf "$work"
-    summary+=("loki $LOKI_VERSION built in $((SECONDS - t0))s")
-    log "loki: done in $((SECONDS - t0))s"
+    progress "collector: built in $((SECONDS - t0))s"
 }
 
-install_prometheus() {
-    local missing=()
-    command -v prometheus >/dev/null || missing+=(prometheus)
-    command -v promtool >/dev/null || missing+=(prometheus)
-    command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
-    if ((${#missing[@]})); then
-        local t0=$SECONDS sudo=()
-        ((EUID == 0)) || sudo=(sudo)
-        log "prometheus: apt-get install ${missing[*]}"
-        # The packages' postinst would start daemons where an init system exists; tests start
-        # their own on 127.0.0.1, so keep the packaged services from starting.
-        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-            printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-            "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
-            local drop_policy=1
-        fi
-        "${sudo[@]}" apt-get update -qq >>"$LOG" 2>&1
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >>"$LOG" 2>&1
-        [[ -z ${drop_policy:-} ]] || "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
-        summary+=("prometheus installed in $((SECONDS - t0))s")
-    else
-        summary+=("prometheus present")
-    fi
-    ln -sf "$(command -v prometheus)" "$CACHE/prometheus"
-    ln -sf "$(command -v promtool)" "$CACHE/promtool"
-    ln -sf "$(command -v prometheus-alertmanager)" "$CACHE/alertmanager"
-    ln -sf "$(command -v amtool)" "$CACHE/amtool"
+build() {
+    case $1 in
+        collector) build_collector ;;
+        jaeger) build_module jaeger "$JAEGER_MODULE" "$JAEGER_MODULE_VERSION" jaeger=./cmd/jaeger ;;
+        prometheus)
+            build_module prometheus "$PROMETHEUS_MODULE" "$PROMETHEUS_MODULE_VERSION" \
+                prometheus=./cmd/prometheus promtool=./cmd/promtool
+            ;;
+        alertmanager)
+            build_module alertmanager "$ALERTMANAGER_MODULE" "$ALERTMANAGER_MODULE_VERSION" \
+                alertmanager=./cmd/alertmanager amtool=./cmd/amtool
+            ;;
+        *) echo "unknown target: $1 (collector|jaeger|prometheus|alertmanager)" >&2; exit 2 ;;
+    esac
 }
 
 targets=("$@")
-((${#targets[@]})) || targets=(prometheus collector jaeger loki)
+((${#targets[@]})) || targets=(collector jaeger prometheus alertmanager)
+pids=()
 for t in "${targets[@]}"; do
-    case $t in
-        collector) build_collector ;;
-        jaeger) build_jaeger ;;
-        loki) build_loki ;;
-        prometheus) install_prometheus ;;
-        *) echo "unknown target: $t (prometheus|collector|jaeger|loki)" >&2; exit 2 ;;
-    esac
+    build "$t" &
+    pids+=($!)
 done
-joined=$(printf '%s; ' "${summary[@]}")
-echo "e2e-binaries: ${joined%; } -> $CACHE (log: $LOG)"
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+# One log for people to read: each build's output in turn.
+for t in "${targets[@]}"; do
+    if [[ -s $LOG.$t ]]; then
+        { log "--- $t"; cat "$LOG.$t"; } >>"$LOG"
+    fi
+    rm -f "$LOG.$t"
+done
+if ((failed)); then
+    echo "e2e-binaries: a build failed; its output is in $LOG" >&2
+    exit 1
+fi
+progress "all binaries ready in $CACHE (log: $LOG)"
