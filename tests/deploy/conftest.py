@@ -39,5 +39,6 @@ def amtool() -> Path:
 
 
 @pytest.fixture(scope="session")
-def loki() -> Path:
-    return binaries.require_binary("loki")
+def versions() -> dict[str, str]:
+    """versions.env, the one version table of the deploy kit."""
+    return binaries.read_versions()

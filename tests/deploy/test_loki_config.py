@@ -1,28 +1,14 @@
-"""loki/config.yaml is accepted by Loki itself, at the version of the compose image."""
+"""loki/config.yaml is written for what Loki 3 needs to ingest OTLP.
+
+Loki is AGPL-licensed and never built here: the real Loki image loads this config in the compose stack
+(tests/docker), which also runs the dashboards' LogQL against it.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.mark.parametrize("env", [{}, {"LOKI_DATA_DIR": "/tmp/agentwatch-loki", "LOKI_HTTP_PORT": "13100"}])
-def test_loki_verify_config(loki: Path, repo: Path, env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [str(loki), f"-config.file={repo / 'loki' / 'config.yaml'}", "-config.expand-env=true", "-verify-config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "error" not in result.stderr.lower(), result.stderr
 
 
 def test_loki_config_supports_otlp_ingestion(repo: Path) -> None:
@@ -32,5 +18,3 @@ def test_loki_config_supports_otlp_ingestion(repo: Path) -> None:
     assert config["limits_config"]["allow_structured_metadata"] is True
     compose = yaml.safe_load((repo / "docker-compose.yml").read_text())["services"]["loki"]
     assert "-config.expand-env=true" in compose["command"]
-    assert compose["image"].endswith(":3.7.6")
-    assert "LOKI_VERSION=v3.7.6" in (repo / "scripts" / "e2e-binaries.sh").read_text()

@@ -112,12 +112,14 @@ COMPOSE_SCHEMA = {
 
 # Services whose image has nothing to run a healthcheck with (otelcol-contrib is a scratch image).
 NO_HEALTHCHECK = {"collector"}
-# The reference versions (shared/reference/deploy-kit.md) the stack is pinned to.
-PINNED = {
-    "collector": "otel/opentelemetry-collector-contrib:0.159.0",
-    "jaeger": "jaegertracing/jaeger:2.20.0",
-    "loki": "grafana/loki:3.7.6",
-    "prometheus": "prom/prometheus:v3.14.0",
+# Compose service -> its image's key in versions.env, the table the end-to-end binaries are built from.
+IMAGE_KEYS = {
+    "collector": "OTELCOL_IMAGE",
+    "jaeger": "JAEGER_IMAGE",
+    "loki": "LOKI_IMAGE",
+    "prometheus": "PROMETHEUS_IMAGE",
+    "alertmanager": "ALERTMANAGER_IMAGE",
+    "grafana": "GRAFANA_IMAGE",
 }
 EXACT_TAG = re.compile(r"^[\w./-]+:v?\d+\.\d+\.\d+$")
 
@@ -126,14 +128,14 @@ def test_compose_file_follows_the_compose_spec_subset() -> None:
     jsonschema.validate(compose(), COMPOSE_SCHEMA)
 
 
-def test_compose_images_are_pinned_to_exact_versions() -> None:
+def test_compose_images_are_pinned_to_exact_versions(versions: dict[str, str]) -> None:
     services = compose()["services"]
     for name, service in services.items():
         image = service.get("image", "")
         assert EXACT_TAG.match(image), f"{name}: image {image!r} is not pinned to an exact version"
         assert not image.endswith(":latest")
-    for name, image in PINNED.items():
-        assert services[name]["image"] == image
+    for name, key in IMAGE_KEYS.items():
+        assert services[name]["image"] == versions[key], f"{name}: compose and versions.env disagree"
     assert re.fullmatch(r"grafana/grafana:13\.\d+\.\d+", services["grafana"]["image"])
 
 

@@ -1,12 +1,14 @@
 """The docker-compose.yml stack itself: up, healthy, and showing the traffic generator's runs.
 
 Needs a Docker engine; skips with the reason when none is reachable (the binary-backed tests in
-tests/e2e prove the same pipeline without Docker, except Loki and Grafana, which only this covers).
+tests/e2e prove the same pipeline without Docker up to what Loki receives; Loki itself (its config,
+LogQL, trace -> logs links) and Grafana are AGPL-licensed, never built here, and only this covers them).
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import time
 import urllib.error
@@ -24,6 +26,12 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
 SERVICE = "agentwatch-demo"  # OTEL_SERVICE_NAME of the trafficgen service
 GRAFANA_AUTH = "Basic " + base64.b64encode(b"admin:admin").decode()
+
+
+_spec = importlib.util.spec_from_file_location("agentwatch_e2e_dashboards", REPO / "tests" / "e2e" / "dashboards.py")
+assert _spec and _spec.loader
+dashboards = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dashboards)
 
 
 def docker_unavailable_reason() -> str | None:
@@ -105,6 +113,29 @@ def test_loki_returns_the_logs_of_a_trace(stack: None) -> None:
         return [value for stream in result for value in stream["values"]]
 
     assert wait_for(logs, 120, f"Loki logs with trace_id {trace_id}")
+
+
+def loki_query_range(query: str) -> list[Any]:
+    now = time.time_ns()
+    params = urllib.parse.urlencode(
+        {"query": query, "start": str(now - 30 * 60 * 10**9), "end": str(now + 60 * 10**9), "step": "60s"}
+    )
+    return list(get_json(f"http://127.0.0.1:3100/loki/api/v1/query_range?{params}")["data"]["result"])
+
+
+def test_every_dashboard_log_query_returns_data(stack: None) -> None:
+    """The Loki panels (recent runs, most expensive runs, cache-hit ratio, ...) against real Loki."""
+    queries = dashboards.dashboard_queries("loki")
+    assert len(queries) >= 4
+    pending = dict(queries)
+
+    def all_answered() -> bool:
+        for where, expr in list(pending.items()):
+            if loki_query_range(expr):  # an HTTP 400 (LogQL parse error) raises
+                del pending[where]
+        return not pending
+
+    wait_for(all_answered, 180, "data for every dashboard log query: " + ", ".join(pending))
 
 
 def test_prometheus_has_the_agent_metrics_and_rules(stack: None) -> None:

@@ -14,18 +14,31 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-INSTALL_HINT = "run `scripts/e2e-binaries.sh` (builds the collector, Jaeger and Loki, installs Prometheus; cached)"
+INSTALL_HINT = (
+    "run `scripts/e2e-binaries.sh` (builds the collector, Jaeger, Prometheus and Alertmanager at the versions in "
+    "versions.env; cached)"
+)
 
 # name in the cache -> names to look for on PATH
 _NAMES = {
     "otelcol-agentwatch": ("otelcol-agentwatch",),
     "jaeger": ("jaeger",),
-    "loki": ("loki",),
     "prometheus": ("prometheus",),
     "promtool": ("promtool",),
-    "alertmanager": ("prometheus-alertmanager", "alertmanager"),
+    "alertmanager": ("alertmanager",),
     "amtool": ("amtool",),
 }
+
+
+def read_versions() -> dict[str, str]:
+    """versions.env (KEY=value lines, # comments): what compose ships and the tests build."""
+    found = {}
+    for line in (REPO / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            found[key] = value
+    return found
 
 
 def cache_dir() -> Path:

@@ -2,10 +2,12 @@
 
 The collector runs the repository's collector/config.yaml unchanged (its addresses and thresholds are
 environment variables); Prometheus and Alertmanager run temporary copies of prometheus/*.yml with
-only addresses and intervals changed. Jaeger runs a minimal in-memory config. Loki runs
-loki/config.yaml (addresses and data directory by environment). The second collector
-(content allowed) sends its logs to a Python OTLP/HTTP listener instead, so tests can read the
-exact OTLP records that leave the logs pipeline. Binaries: binaries.py.
+only addresses and intervals changed. Jaeger runs a minimal in-memory config. Loki is never built
+here (AGPL): each collector's Loki exporter points at a second real collector that receives on Loki's
+OTLP path and writes what it gets to a file (LokiStandIn), so tests read exactly what Loki would
+receive; the LogQL side runs against the real Loki image in tests/docker. Every process gets fresh
+free ports and is started again with new ones if another process took one meanwhile
+(start_on_free_ports). Binaries: binaries.py.
 """
 
 from __future__ import annotations
@@ -20,18 +22,14 @@ from .binaries import REPO, require_binary
 from .stack import (
     HOST,
     SAMPLING_ENV,
-    STARTUP_TIMEOUT_S,
     Alertmanager,
     AlertWebhook,
     Collector,
     Jaeger,
-    Loki,
-    OtlpLogsSink,
+    LokiStandIn,
     Proc,
     Prometheus,
-    free_port,
-    http_get,
-    wait_until,
+    start_on_free_ports,
 )
 from .workload import EmittedRun, run_workload
 
@@ -41,116 +39,149 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
+def start_healthy(proc: Proc, health_url: str) -> Proc:
+    """``proc`` started and answering ``health_url``; stopped again when it does not get there."""
+    proc.start()
+    try:
+        proc.wait_healthy(health_url)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
 @pytest.fixture(scope="session")
 def jaeger(e2e_dir: Path) -> Iterator[Jaeger]:
     binary = require_binary("jaeger")
-    otlp, http, grpc, health = free_port(), free_port(), free_port(), free_port()
-    config = {
-        "service": {
-            "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
-            "pipelines": {
-                "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["jaeger_storage_exporter"]}
-            },
-            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
-        },
-        "extensions": {
-            "healthcheckv2": {"use_v2": True, "http": {"endpoint": f"{HOST}:{health}"}},
-            "jaeger_query": {
-                "storage": {"traces": "memory"},
-                "http": {"endpoint": f"{HOST}:{http}"},
-                "grpc": {"endpoint": f"{HOST}:{grpc}"},
-            },
-            "jaeger_storage": {"backends": {"memory": {"memory": {"max_traces": 100000}}}},
-        },
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"{HOST}:{otlp}"}}}},
-        "processors": {"batch": {"timeout": "200ms"}},
-        "exporters": {"jaeger_storage_exporter": {"trace_storage": "memory"}},
-    }
-    path = e2e_dir / "jaeger.yaml"
-    path.write_text(yaml.safe_dump(config))
-    # Jaeger traces itself to localhost:4317 by default; that would slow its shutdown here.
-    proc = Proc(
-        "jaeger",
-        [str(binary), "--config", str(path)],
-        e2e_dir,
-        env={"OTEL_TRACES_EXPORTER": "none", "OTEL_SDK_DISABLED": "true"},
-    ).start()
-    try:
-        proc.wait_healthy(f"http://{HOST}:{health}/status")
-        yield Jaeger(proc, f"{HOST}:{otlp}", f"http://{HOST}:{http}")
-    finally:
-        proc.stop()
 
-
-@pytest.fixture(scope="session")
-def loki(e2e_dir: Path) -> Iterator[Loki]:
-    binary = require_binary("loki")
-    http, grpc = free_port(), free_port()
-    env = {
-        "LOKI_LISTEN_ADDRESS": HOST,
-        "LOKI_HTTP_PORT": str(http),
-        "LOKI_GRPC_PORT": str(grpc),
-        "LOKI_DATA_DIR": str(e2e_dir / "loki-data"),
-        "LOKI_MIN_READY_DURATION": "0s",
-    }
-    config = REPO / "loki" / "config.yaml"
-    proc = Proc("loki", [str(binary), f"-config.file={config}", "-config.expand-env=true"], e2e_dir, env).start()
-    try:
-        # Up (answering /ready, even "not ready yet") is enough to accept pushes; see Loki.wait_ready.
-        wait_until(
-            lambda: (
-                proc.process is not None and proc.process.poll() is None and http_get(f"http://{HOST}:{http}/ready")[0]
-            ),
-            STARTUP_TIMEOUT_S,
-            what=f"loki listening on {http}",
+    def start(ports: list[int]) -> Jaeger:
+        otlp, http, grpc, health = ports
+        config = {
+            "service": {
+                "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
+                "pipelines": {
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": ["batch"],
+                        "exporters": ["jaeger_storage_exporter"],
+                    }
+                },
+                "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
+            },
+            "extensions": {
+                "healthcheckv2": {"use_v2": True, "http": {"endpoint": f"{HOST}:{health}"}},
+                "jaeger_query": {
+                    "storage": {"traces": "memory"},
+                    "http": {"endpoint": f"{HOST}:{http}"},
+                    "grpc": {"endpoint": f"{HOST}:{grpc}"},
+                },
+                "jaeger_storage": {"backends": {"memory": {"memory": {"max_traces": 100000}}}},
+            },
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"{HOST}:{otlp}"}}}},
+            "processors": {"batch": {"timeout": "200ms"}},
+            "exporters": {"jaeger_storage_exporter": {"trace_storage": "memory"}},
+        }
+        path = e2e_dir / "jaeger.yaml"
+        path.write_text(yaml.safe_dump(config))
+        # Jaeger traces itself to localhost:4317 by default; that would slow its shutdown here.
+        proc = Proc(
+            "jaeger",
+            [str(binary), "--config", str(path)],
+            e2e_dir,
+            env={"OTEL_TRACES_EXPORTER": "none", "OTEL_SDK_DISABLED": "true"},
         )
-        yield Loki(proc, f"http://{HOST}:{http}")
+        start_healthy(proc, f"http://{HOST}:{health}/status")
+        return Jaeger(proc, f"{HOST}:{otlp}", f"http://{HOST}:{http}")
+
+    j = start_on_free_ports(4, start)
+    try:
+        yield j
     finally:
-        proc.stop()
+        j.proc.stop()
+
+
+def start_loki_stand_in(name: str, workdir: Path) -> LokiStandIn:
+    """A second collector in Loki's place: OTLP/HTTP logs on Loki's path (/otlp/v1/logs) -> a file."""
+    binary = require_binary("otelcol-agentwatch")
+    output = workdir / f"{name}.jsonl"
+
+    def start(ports: list[int]) -> LokiStandIn:
+        http, health = ports
+        config = {
+            "receivers": {
+                "otlp": {"protocols": {"http": {"endpoint": f"{HOST}:{http}", "logs_url_path": "/otlp/v1/logs"}}}
+            },
+            "exporters": {"file": {"path": str(output), "format": "json", "flush_interval": "100ms"}},
+            "extensions": {"health_check": {"endpoint": f"{HOST}:{health}"}},
+            "service": {
+                "extensions": ["health_check"],
+                "pipelines": {"logs": {"receivers": ["otlp"], "exporters": ["file"]}},
+                "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
+            },
+        }
+        path = workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        proc = start_healthy(Proc(name, [str(binary), f"--config={path}"], workdir), f"http://{HOST}:{health}/")
+        return LokiStandIn(proc, f"http://{HOST}:{http}/otlp", output)
+
+    return start_on_free_ports(2, start)
 
 
 @pytest.fixture(scope="session")
-def logs_sink() -> Iterator[OtlpLogsSink]:
-    sink = OtlpLogsSink()
-    yield sink
-    sink.close()
+def loki(e2e_dir: Path) -> Iterator[LokiStandIn]:
+    """What the session collector sends Loki."""
+    stand_in = start_loki_stand_in("loki-stand-in", e2e_dir)
+    try:
+        yield stand_in
+    finally:
+        stand_in.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def keep_content_loki(e2e_dir: Path) -> Iterator[LokiStandIn]:
+    """What the keep-content collector sends Loki."""
+    stand_in = start_loki_stand_in("loki-stand-in-keep-content", e2e_dir)
+    try:
+        yield stand_in
+    finally:
+        stand_in.proc.stop()
 
 
 def start_collector(
     name: str, workdir: Path, jaeger: Jaeger, logs_endpoint: str, extra_env: dict[str, str]
 ) -> Collector:
     binary = require_binary("otelcol-agentwatch")
-    grpc, http, prom, telemetry, health, zpages, pprof = (free_port() for _ in range(7))
-    env = {
-        "AGENTWATCH_OTLP_GRPC_ENDPOINT": f"{HOST}:{grpc}",
-        "AGENTWATCH_OTLP_HTTP_ENDPOINT": f"{HOST}:{http}",
-        "AGENTWATCH_PROMETHEUS_EXPORTER_ENDPOINT": f"{HOST}:{prom}",
-        "AGENTWATCH_COLLECTOR_TELEMETRY_HOST": HOST,
-        "AGENTWATCH_COLLECTOR_TELEMETRY_PORT": str(telemetry),
-        "AGENTWATCH_HEALTH_ENDPOINT": f"{HOST}:{health}",
-        "AGENTWATCH_ZPAGES_ENDPOINT": f"{HOST}:{zpages}",
-        "AGENTWATCH_PPROF_ENDPOINT": f"{HOST}:{pprof}",
-        "AGENTWATCH_JAEGER_OTLP_ENDPOINT": jaeger.otlp_grpc,
-        "AGENTWATCH_LOKI_OTLP_ENDPOINT": logs_endpoint,
-        "AGENTWATCH_ENVIRONMENT": "e2e",
-        **SAMPLING_ENV,
-        **extra_env,
-    }
-    proc = Proc(name, [str(binary), f"--config={REPO / 'collector' / 'config.yaml'}"], workdir, env).start()
-    health_url = f"http://{HOST}:{health}/"
-    try:
-        proc.wait_healthy(health_url)
-    except Exception:
-        proc.stop()
-        raise
-    return Collector(
-        proc, f"{HOST}:{grpc}", f"http://{HOST}:{http}", f"{HOST}:{prom}", f"{HOST}:{telemetry}", health_url
-    )
+
+    def start(ports: list[int]) -> Collector:
+        grpc, http, prom, telemetry, health, zpages, pprof = ports
+        env = {
+            "AGENTWATCH_OTLP_GRPC_ENDPOINT": f"{HOST}:{grpc}",
+            "AGENTWATCH_OTLP_HTTP_ENDPOINT": f"{HOST}:{http}",
+            "AGENTWATCH_PROMETHEUS_EXPORTER_ENDPOINT": f"{HOST}:{prom}",
+            "AGENTWATCH_COLLECTOR_TELEMETRY_HOST": HOST,
+            "AGENTWATCH_COLLECTOR_TELEMETRY_PORT": str(telemetry),
+            "AGENTWATCH_HEALTH_ENDPOINT": f"{HOST}:{health}",
+            "AGENTWATCH_ZPAGES_ENDPOINT": f"{HOST}:{zpages}",
+            "AGENTWATCH_PPROF_ENDPOINT": f"{HOST}:{pprof}",
+            "AGENTWATCH_JAEGER_OTLP_ENDPOINT": jaeger.otlp_grpc,
+            "AGENTWATCH_LOKI_OTLP_ENDPOINT": logs_endpoint,
+            "AGENTWATCH_ENVIRONMENT": "e2e",
+            **SAMPLING_ENV,
+            **extra_env,
+        }
+        health_url = f"http://{HOST}:{health}/"
+        proc = Proc(name, [str(binary), f"--config={REPO / 'collector' / 'config.yaml'}"], workdir, env)
+        start_healthy(proc, health_url)
+        return Collector(
+            proc, f"{HOST}:{grpc}", f"http://{HOST}:{http}", f"{HOST}:{prom}", f"{HOST}:{telemetry}", health_url
+        )
+
+    return start_on_free_ports(7, start)
 
 
 @pytest.fixture(scope="session")
-def collector(e2e_dir: Path, jaeger: Jaeger, loki: Loki) -> Iterator[Collector]:
-    c = start_collector("collector", e2e_dir, jaeger, loki.otlp_endpoint, {})
+def collector(e2e_dir: Path, jaeger: Jaeger, loki: LokiStandIn) -> Iterator[Collector]:
+    c = start_collector("collector", e2e_dir, jaeger, loki.endpoint, {})
     try:
         yield c
     finally:
@@ -158,13 +189,13 @@ def collector(e2e_dir: Path, jaeger: Jaeger, loki: Loki) -> Iterator[Collector]:
 
 
 @pytest.fixture(scope="session")
-def collector_keep_content(e2e_dir: Path, jaeger: Jaeger, logs_sink: OtlpLogsSink) -> Iterator[Collector]:
-    """A second collector: content allowed, sampling baseline 0%, logs to the raw OTLP listener."""
+def collector_keep_content(e2e_dir: Path, jaeger: Jaeger, keep_content_loki: LokiStandIn) -> Iterator[Collector]:
+    """A second collector: content allowed, sampling baseline 0%, logs to a Loki stand-in of its own."""
     c = start_collector(
         "collector-keep-content",
         e2e_dir,
         jaeger,
-        logs_sink.endpoint,
+        keep_content_loki.endpoint,
         {"AGENTWATCH_COLLECTOR_KEEP_CONTENT": "true", "AGENTWATCH_SAMPLING_BASELINE_PERCENT": "0"},
     )
     try:
@@ -189,25 +220,26 @@ def alertmanager(e2e_dir: Path, alert_webhook: AlertWebhook) -> Iterator[Alertma
             hook["url"] = alert_webhook.url
     path = e2e_dir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
     storage = e2e_dir / "alertmanager-data"
     storage.mkdir(exist_ok=True)
-    proc = Proc(
-        "alertmanager",
-        [
+
+    def start(ports: list[int]) -> Alertmanager:
+        (port,) = ports
+        argv = [
             str(binary),
             f"--config.file={path}",
             f"--storage.path={storage}",
             f"--web.listen-address={HOST}:{port}",
             "--cluster.listen-address=",  # no gossip port on 0.0.0.0
-        ],
-        e2e_dir,
-    ).start()
+        ]
+        proc = start_healthy(Proc("alertmanager", argv, e2e_dir), f"http://{HOST}:{port}/-/ready")
+        return Alertmanager(proc, f"http://{HOST}:{port}")
+
+    am = start_on_free_ports(1, start)
     try:
-        proc.wait_healthy(f"http://{HOST}:{port}/-/ready")
-        yield Alertmanager(proc, f"http://{HOST}:{port}")
+        yield am
     finally:
-        proc.stop()
+        am.proc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -223,24 +255,25 @@ def prometheus(e2e_dir: Path, collector: Collector, alertmanager: Alertmanager) 
         job["static_configs"][0]["targets"] = [targets[job["job_name"]]]
     path = e2e_dir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
     storage = e2e_dir / "prometheus-data"
-    proc = Proc(
-        "prometheus",
-        [
+
+    def start(ports: list[int]) -> Prometheus:
+        (port,) = ports
+        argv = [
             str(binary),
             f"--config.file={path}",
             f"--storage.tsdb.path={storage}",
             f"--web.listen-address={HOST}:{port}",
             "--enable-feature=exemplar-storage",
-        ],
-        e2e_dir,
-    ).start()
+        ]
+        proc = start_healthy(Proc("prometheus", argv, e2e_dir), f"http://{HOST}:{port}/-/ready")
+        return Prometheus(proc, f"http://{HOST}:{port}")
+
+    prom = start_on_free_ports(1, start)
     try:
-        proc.wait_healthy(f"http://{HOST}:{port}/-/ready")
-        yield Prometheus(proc, f"http://{HOST}:{port}")
+        yield prom
     finally:
-        proc.stop()
+        prom.proc.stop()
 
 
 @pytest.fixture(scope="session")

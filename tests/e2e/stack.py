@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import os
 import socket
@@ -17,13 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-
-from google.protobuf.json_format import MessageToDict
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
+from typing import Any, TypeVar
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 60.0
@@ -40,10 +32,39 @@ SAMPLING_ENV = {
 
 
 # --- small helpers -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all held open together while picked).
+
+    Another process can still take one before the binary binds it; Proc.wait_healthy reports that as
+    PortTaken and start_on_free_ports tries again with fresh ports.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind((HOST, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class PortTaken(RuntimeError):
+    """A binary exited at start because a port picked for it was bound by someone else meanwhile."""
+
+
+T = TypeVar("T")
+
+
+def start_on_free_ports(count: int, start: Callable[[list[int]], T], attempts: int = 3) -> T:
+    """``start(ports)`` with ``count`` fresh ports, again with new ones when it lost a port race."""
+    for _ in range(attempts - 1):
+        try:
+            return start(free_ports(count))
+        except PortTaken:
+            pass
+    return start(free_ports(count))
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -100,7 +121,9 @@ class Proc:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+                tail = self.log_tail()
+                error = PortTaken if "address already in use" in tail else RuntimeError
+                raise error(f"{self.name} exited with {self.process.returncode}:\n{tail}")
             try:
                 status, _ = http_get(url, timeout=2)
                 if status == 200:
@@ -136,7 +159,7 @@ class _Listener:
         self.server.server_close()
 
 
-# --- a raw OTLP/HTTP logs receiver: what the collector sends a Loki /otlp endpoint ---------------
+# --- what the collector sends Loki, as a second collector (OTLP receiver -> file exporter) wrote it ---
 def _any_value(value: dict[str, Any]) -> Any:
     if "stringValue" in value:
         return value["stringValue"]
@@ -167,68 +190,34 @@ class LogRecord:
     resource: dict[str, Any]
 
 
-class OtlpLogsSink(_Listener):
-    """Accepts POST .../v1/logs (protobuf, optionally gzip) as Loki's /otlp endpoint would."""
+def read_otlp_json_logs(path: Path) -> list[LogRecord]:
+    """The log records in a file exporter's output (one OTLP-JSON export request per line).
 
-    def __init__(self) -> None:
-        self.records: list[LogRecord] = []
-        self.requests = 0
-        self.lock = threading.Lock()
-        super().__init__(_LogsHandler)
-
-    @property
-    def endpoint(self) -> str:
-        """Base URL as configured on the collector's otlp_http exporter (it appends /v1/logs)."""
-        return f"http://{HOST}:{self.port}/otlp"
-
-    def add(self, request: ExportLogsServiceRequest) -> None:
-        data = MessageToDict(request)
-        with self.lock:
-            self.requests += 1
-            for resource_logs in data.get("resourceLogs", []):
-                resource = attributes_of(resource_logs.get("resource", {}).get("attributes", []))
-                for scope_logs in resource_logs.get("scopeLogs", []):
-                    for rec in scope_logs.get("logRecords", []):
-                        self.records.append(
-                            LogRecord(
-                                trace_id=_b64_to_hex(rec.get("traceId", "")),
-                                span_id=_b64_to_hex(rec.get("spanId", "")),
-                                severity_text=rec.get("severityText", ""),
-                                body=_any_value(rec.get("body", {})),
-                                attributes=attributes_of(rec.get("attributes", [])),
-                                resource=resource,
-                            )
+    OTLP-JSON writes trace and span ids as hex; a line still being written is left for the next read.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        for resource_logs in json.loads(line).get("resourceLogs", []):
+            resource = attributes_of(resource_logs.get("resource", {}).get("attributes", []))
+            for scope_logs in resource_logs.get("scopeLogs", []):
+                for rec in scope_logs.get("logRecords", []):
+                    records.append(
+                        LogRecord(
+                            trace_id=rec.get("traceId", ""),
+                            span_id=rec.get("spanId", ""),
+                            severity_text=rec.get("severityText", ""),
+                            body=_any_value(rec.get("body", {})),
+                            attributes=attributes_of(rec.get("attributes", [])),
+                            resource=resource,
                         )
-
-    def snapshot(self) -> list[LogRecord]:
-        with self.lock:
-            return list(self.records)
-
-
-def _b64_to_hex(value: str) -> str:
-    return base64.b64decode(value).hex() if value else ""
-
-
-class _LogsHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        if not self.path.endswith("/v1/logs"):
-            self.send_error(404)
-            return
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        request = ExportLogsServiceRequest()
-        request.ParseFromString(body)
-        self.server.owner.add(request)  # type: ignore[attr-defined]
-        payload = ExportLogsServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+                    )
+    return records
 
 
 # --- the Alertmanager webhook listener -----------------------------------------------------------
@@ -318,38 +307,16 @@ class Prometheus:
 
 
 @dataclass
-class Loki:
+class LokiStandIn:
+    """A second real collector in Loki's place: it receives OTLP/HTTP logs on Loki's path
+    (/otlp/v1/logs) and writes them to a file, so tests read exactly what Loki would receive."""
+
     proc: Proc
-    url: str
-    ready: bool = False
+    endpoint: str  # base URL for the collector's otlp_http/loki exporter (it appends /v1/logs)
+    output: Path
 
-    @property
-    def otlp_endpoint(self) -> str:
-        """Base URL for the collector's otlp_http/loki exporter (it appends /v1/logs)."""
-        return f"{self.url}/otlp"
-
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        # Pushes are accepted as soon as the ingester is up; queries need the query frontend, which
-        # takes a few seconds more to connect, so the fixture does not wait for this.
-        if not self.ready:
-            self.proc.wait_healthy(f"{self.url}/ready", timeout)
-            self.ready = True
-
-    def query_range(self, query: str, minutes: int = 30, step: str = "15s") -> list[dict[str, Any]]:
-        self.wait_ready()
-        now = time.time_ns()
-        params = urllib.parse.urlencode(
-            {"query": query, "start": str(now - minutes * 60 * 10**9), "end": str(now + 60 * 10**9), "step": step}
-        )
-        status, body = http_get(f"{self.url}/loki/api/v1/query_range?{params}", timeout=10)
-        data = json.loads(body) if body.startswith(b"{") else {"error": body.decode(errors="replace")}
-        if status != 200 or data.get("status") != "success":
-            raise AssertionError(f"loki {query!r}: {status} {data.get('error', data)}")
-        return list(data["data"]["result"])
-
-    def log_lines(self, query: str) -> list[tuple[dict[str, str], str]]:
-        """(labels incl. structured metadata, line) of every log line a LogQL log query returns."""
-        return [(stream["stream"], line) for stream in self.query_range(query) for _, line in stream["values"]]
+    def records(self) -> list[LogRecord]:
+        return read_otlp_json_logs(self.output)
 
 
 @dataclass

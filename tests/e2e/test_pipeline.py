@@ -1,5 +1,6 @@
-"""End to end through the real binaries: agent telemetry -> collector -> Jaeger / Loki / Prometheus ->
-Alertmanager, with the repository's own collector, Loki and Prometheus configs and rules."""
+"""End to end through the real binaries: agent telemetry -> collector -> Jaeger / Prometheus -> Alertmanager,
+and the logs leg up to what Loki receives (a second collector stands in for Loki: LokiStandIn), with the
+repository's own collector and Prometheus configs and rules. LogQL against real Loki: tests/docker."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import yaml
 from agentwatch.telemetry import names as n
 
 from .binaries import REPO
+from .dashboards import dashboard_queries
 from .stack import (
     AlertWebhook,
     Collector,
     Jaeger,
-    Loki,
-    OtlpLogsSink,
+    LogRecord,
+    LokiStandIn,
     Prometheus,
     wait_until,
 )
@@ -250,86 +252,80 @@ def test_otlp_grpc_receiver_reaches_jaeger(collector: Collector, jaeger: Jaeger)
 
 
 # --- logs ----------------------------------------------------------------------------------------
-def loki_label(name: str) -> str:
-    """How Loki names an OTLP attribute (structured metadata / label): dots become underscores."""
-    return name.replace(".", "_")
+# Loki 3 turns the resource's service.name (and deployment.environment.name) into index labels and
+# every other attribute, trace_id and span_id into structured metadata: the stand-in's records hold
+# exactly those fields.
+def records_of(loki: LokiStandIn, trace_ids: set[str], what: str) -> dict[str, list[LogRecord]]:
+    """Every record Loki received for each of ``trace_ids``, once each has its run_end record."""
+
+    def complete() -> dict[str, list[LogRecord]]:
+        by_trace: dict[str, list[LogRecord]] = {}
+        for record in loki.records():
+            if record.trace_id in trace_ids:
+                by_trace.setdefault(record.trace_id, []).append(record)
+        ended = {t for t, rs in by_trace.items() if any(r.attributes.get("event") == n.LOG_RUN_END for r in rs)}
+        return by_trace if ended == trace_ids else {}
+
+    return wait_until(complete, 60, interval=0.5, what=what)  # type: ignore[no-any-return]
 
 
-def test_logs_reach_loki_with_their_trace_ids(workload_runs: list[EmittedRun], loki: Loki) -> None:
-    trace_ids = {run.trace_id for run in workload_runs}
-    query = f'{{service_name="{SERVICE_NAME}"}} | event="{n.LOG_RUN_END}"'
-
-    def run_end_lines() -> dict[str, tuple[dict[str, str], str]]:
-        found = {labels.get("trace_id", ""): (labels, line) for labels, line in loki.log_lines(query)}
-        return found if trace_ids <= set(found) else {}
-
-    # Logs are not sampled: every run's run_end record is there, dropped traces included.
-    lines = wait_until(run_end_lines, 60, interval=1, what="a run_end log line in Loki for every run")
+def test_logs_reach_loki_with_their_trace_ids(workload_runs: list[EmittedRun], loki: LokiStandIn) -> None:
+    # Logs are not sampled: every run's records are there, dropped traces included.
+    by_trace = records_of(loki, {run.trace_id for run in workload_runs}, "a run_end record at Loki for every run")
     for run in workload_runs:
-        labels, line = lines[run.trace_id]
-        assert line.startswith(f"run_end {run.agent} stop_reason={run.stop_reason}")
-        assert labels["stop_reason"] == run.stop_reason
-        assert float(labels["cost_usd"]) == pytest.approx(run.cost_usd)
-        assert labels["deployment_environment_name"] == "e2e"  # the resource processor
-        assert len(labels["span_id"]) == 16
-    # What Grafana's trace -> logs link runs (grafana/provisioning/datasources): every record of a
-    # run, here one the tail sampler dropped.
+        records = by_trace[run.trace_id]
+        (end,) = [r for r in records if r.attributes.get("event") == n.LOG_RUN_END]
+        assert str(end.body).startswith(f"run_end {run.agent} stop_reason={run.stop_reason}")
+        assert end.attributes["stop_reason"] == run.stop_reason
+        assert float(end.attributes["cost_usd"]) == pytest.approx(run.cost_usd)
+        assert end.resource["service.name"] == SERVICE_NAME  # Loki's service_name label
+        assert end.resource["deployment.environment.name"] == "e2e"  # the resource processor
+        assert len(end.span_id) == 16 and len(end.trace_id) == 32
+    # What Grafana's trace -> logs link finds (`| trace_id="…"`): every record of a run, here one the
+    # tail sampler dropped.
     dropped = next(r for r in workload_runs if r.kind == "ordinary")
-    by_trace = loki.log_lines(f'{{service_name=~".+"}} | trace_id="{dropped.trace_id}"')
-    assert {labels["event"] for labels, _ in by_trace} >= {n.LOG_RUN_START, n.LOG_LLM_CALL, n.LOG_RUN_END}
+    events = {r.attributes.get("event") for r in by_trace[dropped.trace_id]}
+    assert events >= {n.LOG_RUN_START, n.LOG_LLM_CALL, n.LOG_RUN_END}
 
 
 DETAILS_EVENT = n.LOG_INFERENCE_DETAILS
 
 
-def secret_run_logs(workload_runs: list[EmittedRun], loki: Loki) -> list[tuple[dict[str, str], str]]:
+def secret_run_records(workload_runs: list[EmittedRun], loki: LokiStandIn) -> list[LogRecord]:
     secret = next(run for run in workload_runs if run.kind == "secret")
-    return wait_until(  # type: ignore[no-any-return]
-        lambda: (
-            (found := loki.log_lines(f'{{service_name="{SERVICE_NAME}"}} | trace_id="{secret.trace_id}"'))
-            and any(labels.get("event") == n.LOG_RUN_END for labels, _ in found)
-            and found
-        ),
-        60,
-        interval=1,
-        what="the secret run's logs in Loki",
-    )
+    return records_of(loki, {secret.trace_id}, "the secret run's logs at Loki")[secret.trace_id]
 
 
-def test_logs_lose_content_and_keys_on_the_way_to_loki(workload_runs: list[EmittedRun], loki: Loki) -> None:
-    lines = secret_run_logs(workload_runs, loki)
-    details = [labels for labels, _ in lines if labels.get("event") == DETAILS_EVENT]
-    assert details, "the content-carrying log records themselves still arrive"
-    for labels, line in lines:
-        assert not {loki_label(a) for a in n.CONTENT_ATTRIBUTES} & set(labels), labels["event"]
-        text = line + json.dumps(labels)
+def test_logs_lose_content_and_keys_on_the_way_to_loki(workload_runs: list[EmittedRun], loki: LokiStandIn) -> None:
+    records = secret_run_records(workload_runs, loki)
+    assert [r for r in records if r.attributes.get("event") == DETAILS_EVENT], "the content-carrying records arrive"
+    for record in records:
+        assert not set(n.CONTENT_ATTRIBUTES) & set(record.attributes), record.attributes["event"]
+        text = json.dumps([record.body, record.attributes, record.resource], default=str)
         assert "sk-ant-" not in text
         # Wherever the tool's error text survives, the key in it is masked.
         assert text.count("invalid x-api-key") == text.count("invalid x-api-key ****"), text
 
 
-def test_inference_content_in_log_records_is_dropped_by_default(workload_runs: list[EmittedRun], loki: Loki) -> None:
+def test_inference_content_in_log_records_is_dropped_by_default(
+    workload_runs: list[EmittedRun], loki: LokiStandIn
+) -> None:
     """The workload captures content (SPAN_AND_EVENT); by default none of it may reach Loki."""
-    lines = secret_run_logs(workload_runs, loki)
-    details = [labels for labels, _ in lines if labels.get("event") == DETAILS_EVENT]
+    details = [r for r in secret_run_records(workload_runs, loki) if r.attributes.get("event") == DETAILS_EVENT]
     assert details
-    for labels in details:
+    for record in details:
         for attribute in (n.GEN_AI_INPUT_MESSAGES, n.GEN_AI_OUTPUT_MESSAGES):
-            assert loki_label(attribute) not in labels, f"content reached Loki: {labels[loki_label(attribute)][:200]}"
+            assert attribute not in record.attributes, f"content reached Loki: {record.attributes[attribute][:200]}"
 
 
 def test_operator_can_keep_content_in_logs_and_keys_are_still_masked(
-    collector_keep_content: Collector, logs_sink: OtlpLogsSink
+    collector_keep_content: Collector, keep_content_loki: LokiStandIn
 ) -> None:
-    """The second collector (AGENTWATCH_COLLECTOR_KEEP_CONTENT=true) writes to a raw OTLP listener."""
+    """The second collector (AGENTWATCH_COLLECTOR_KEEP_CONTENT=true) keeps content in what Loki gets."""
     with Workload(collector_keep_content.otlp_http, instance_id="keep-content-logs", seed=5) as workload:
         run = workload.run("secret", agent="triage")
 
-    def records() -> list[Any]:
-        found = [r for r in logs_sink.snapshot() if r.trace_id == run.trace_id]
-        return found if any(r.attributes.get("event") == n.LOG_RUN_END for r in found) else []
-
-    found = wait_until(records, 30, what="the run's logs at the OTLP listener")
+    found = records_of(keep_content_loki, {run.trace_id}, "the run's logs at Loki")[run.trace_id]
     details = [r for r in found if r.attributes.get("event") == DETAILS_EVENT]
     assert details and all(r.attributes.get(n.GEN_AI_OUTPUT_MESSAGES) for r in details)
     assert all(r.resource["deployment.environment.name"] == "e2e" for r in found)
@@ -418,35 +414,6 @@ def test_agentwatch_histograms_carry_exemplars_that_point_at_traces(
 
 
 # --- every dashboard and rule query returns data -------------------------------------------------
-GRAFANA_VARIABLES = {
-    "$__rate_interval": "1m",
-    "$__interval": "15s",
-    "$__range": "10m",
-    "${__range}": "10m",
-    "$__auto": "1m",
-}
-
-
-def dashboard_queries(datasource_uid: str = "prometheus") -> list[tuple[str, str]]:
-    """(where, query) for every target of every shipped dashboard on the given datasource."""
-    found = []
-    for path in sorted((REPO / "dashboards").glob("*.json")):
-        dashboard = json.loads(path.read_text())
-        variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
-        for panel in dashboard["panels"]:
-            for target in panel.get("targets", []):
-                datasource = target.get("datasource") or panel.get("datasource") or {}
-                if datasource.get("uid") != datasource_uid:
-                    continue
-                expr = target["expr"]
-                for key, value in GRAFANA_VARIABLES.items():
-                    expr = expr.replace(key, value)
-                for name in variables:
-                    expr = expr.replace(f"${{{name}}}", ".*").replace(f"${name}", ".*")
-                found.append((f"{path.name}: {panel['title']} [{target['refId']}]", expr))
-    return found
-
-
 def rule_queries() -> list[tuple[str, str]]:
     """(where, PromQL) for every rule; alert conditions are checked without their threshold."""
     found = []
@@ -481,21 +448,6 @@ def test_every_dashboard_and_rule_query_returns_data(workload_runs: list[Emitted
     assert not empty, "queries with no data (wrong metric or label names?):\n" + "\n".join(
         f"  {where}: {expr}" for where, expr in empty.items()
     )
-
-
-def test_every_dashboard_log_query_returns_data(workload_runs: list[EmittedRun], loki: Loki) -> None:
-    """The Loki panels (recent runs, most expensive runs, cache-hit ratio, ...) against real Loki."""
-    queries = dashboard_queries("loki")
-    assert len(queries) >= 4
-    pending = dict(queries)
-    deadline = time.monotonic() + 60
-    while pending and time.monotonic() < deadline:
-        for where, expr in list(pending.items()):
-            if loki.query_range(expr, step="60s"):  # raises on a LogQL parse error
-                del pending[where]
-        if pending:
-            time.sleep(1)
-    assert not pending, "log queries with no data:\n" + "\n".join(f"  {w}: {e}" for w, e in pending.items())
 
 
 # --- alerting ------------------------------------------------------------------------------------
