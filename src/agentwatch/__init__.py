@@ -4,7 +4,10 @@
 and JSON logs, under hard budgets, with retries and tool errors handled. See README.md.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version as _version
+
+# Written once, in pyproject.toml. Set before the imports below: the telemetry modules read it.
+__version__ = _version("agentwatch")
 
 from agentwatch.agent import Agent
 from agentwatch.cost import Pricing
