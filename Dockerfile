@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install ".[grpc]"
+RUN pip install ".[cli,grpc]"
 COPY scripts/alert_sink.py ./scripts/alert_sink.py
 
 USER nobody

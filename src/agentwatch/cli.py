@@ -18,9 +18,15 @@ from agentwatch.limits import Limits
 from agentwatch.result import RunResult
 from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.sim.serve import main as sim_main
-from agentwatch.telemetry.console import SpanTreeCollector
 from agentwatch.telemetry.logs import configure_json_logs
-from agentwatch.telemetry.setup import Telemetry, configure_telemetry
+
+try:
+    from agentwatch.telemetry.console import SpanTreeCollector
+    from agentwatch.telemetry.setup import Telemetry, configure_telemetry
+except ModuleNotFoundError as missing:  # a lean install: the core without the command's extra
+    raise SystemExit(
+        f"The agentwatch command needs the `cli` extra ({missing.name} is not installed): pip install 'agentwatch[cli]'"
+    ) from None
 
 
 def default_log_path() -> Path:

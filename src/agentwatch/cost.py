@@ -21,7 +21,6 @@ from typing import Any
 
 import genai_prices
 import pydantic
-import yaml
 from genai_prices import types as gp_types
 
 from agentwatch.result import Usage
@@ -284,11 +283,26 @@ def _parse_rates(model: str, rates: Mapping[str, Any], source: str = "overrides"
         ) from None
 
 
+def _load_yaml(text: str, path: Path) -> Any:
+    """YAML overrides need PyYAML, which only the `yaml` extra installs (a JSON file needs nothing)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(
+            f"{str(path)!r} is YAML, which needs PyYAML: pip install 'agentwatch[yaml]' "
+            "(or write the overrides as JSON)."
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _load_overrides(path: Path) -> dict[str, ModelPrice]:
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+        data = json.loads(text) if path.suffix.lower() == ".json" else _load_yaml(text, path)
+    except (OSError, ValueError) as exc:
         raise ValueError(f"Cannot read price overrides from {str(path)!r}: {exc}") from None
     if data is None:
         return {}
