@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from agentwatch.evals.cli import EXIT_FAILED, EXIT_PASSED, EXIT_USAGE, add_eval_parser, resolve_agent
-from agentwatch.evals.loading import LoadError
 from agentwatch.evals.report import schema
+from agentwatch.refs import LoadError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "evals"

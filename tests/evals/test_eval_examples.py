@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentwatch import Agent
 from agentwatch.evals import load_dataset, run_eval
-from agentwatch.evals.loading import load_object
+from agentwatch.refs import load_object
 from agentwatch.sim import Simulator
 from agentwatch.telemetry import names as n
 

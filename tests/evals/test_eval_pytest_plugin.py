@@ -12,7 +12,7 @@ EXAMPLES = ROOT / "examples" / "evals"
 
 TEST_FILE = f"""
 import pytest
-from agentwatch.evals.loading import load_object
+from agentwatch.refs import load_object
 from agentwatch.evals.pytest_plugin import eval_cases
 
 agent = load_object({str(EXAMPLES / "agent.py:agent")!r})

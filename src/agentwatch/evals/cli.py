@@ -19,10 +19,10 @@ from typing import Any
 
 from agentwatch.evals.baseline import BaselineDiff, compare, render_markdown, render_text
 from agentwatch.evals.dataset import DatasetError, load_dataset
-from agentwatch.evals.loading import LoadError, load_object
 from agentwatch.evals.protocols import AsyncAgent
 from agentwatch.evals.report import EvalReport, load_report, render_table, to_junit, to_markdown
 from agentwatch.evals.runner import run_eval
+from agentwatch.refs import LoadError, load_agent
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -78,20 +78,11 @@ def add_eval_parser(subparsers: Any) -> None:
 
 
 def resolve_agent(reference: str) -> AsyncAgent:
-    """The agent a ``--agent`` reference names: the object itself, or what a zero-argument factory
-    returns. Raises ``LoadError`` with a clear message."""
-    obj = load_object(reference)
-    if not isinstance(obj, AsyncAgent) and callable(obj):
-        try:
-            obj = obj()
-        except Exception as exc:
-            raise LoadError(f"{reference}: the factory raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(obj, AsyncAgent):
-        raise LoadError(
-            f"{reference} is a {type(obj).__name__}, not an agent: point --agent at an agentwatch.Agent "
-            "or a function that returns one."
-        )
-    return obj
+    """The agent a ``--agent`` reference names (an object with ``arun``: an Agent, Shadow or Canary)."""
+    agent: AsyncAgent = load_agent(
+        reference, lambda obj: isinstance(obj, AsyncAgent), "an agentwatch.Agent (or Shadow, Canary) with --agent"
+    )
+    return agent
 
 
 @contextlib.contextmanager

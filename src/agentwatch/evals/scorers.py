@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from agentwatch.evals.judge import Judge, JudgeError
-from agentwatch.evals.loading import load_object
+from agentwatch.refs import load_object
 from agentwatch.result import RunResult, StopReason
 
 

@@ -1,7 +1,7 @@
 """Resolve ``"module:attribute"`` or ``"path/to/file.py:attribute"`` references by import, never ``eval``.
 
-Used for custom scorers in datasets and for ``agentwatch eval --agent``. A dotted attribute
-(``module:factory.agent``) is followed one name at a time.
+Used for custom scorers in datasets and for every command that takes an agent (``agentwatch eval --agent``,
+``serve``, ``worker``). A dotted attribute (``module:factory.agent``) is followed one name at a time.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,32 @@ def load_object(reference: str, *, base_dir: Path | None = None) -> Any:
             raise LoadError(
                 f"{reference!r}: {module_part!r} has no attribute {part!r}; check the name after ':'."
             ) from None
+    return obj
+
+
+def load_agent(
+    reference: str, accepts: Callable[[object], bool] | None = None, what: str = "an agentwatch.Agent"
+) -> Any:
+    """The agent ``reference`` names: the object itself, or what a zero-argument factory returns.
+
+    ``accepts`` says what counts as an agent (default: an ``agentwatch.Agent``). Raises ``LoadError``.
+    """
+    if accepts is None:
+        from agentwatch.agent import Agent
+
+        def accepts(obj: object) -> bool:
+            return isinstance(obj, Agent)
+
+    obj = load_object(reference)
+    if not accepts(obj) and callable(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise LoadError(f"{reference}: the factory raised {type(exc).__name__}: {exc}") from exc
+    if not accepts(obj):
+        raise LoadError(
+            f"{reference} is a {type(obj).__name__}, not an agent: point it at {what} or a function that returns one."
+        )
     return obj
 
 
