@@ -97,6 +97,7 @@ SERVICE_SCHEMA = {
             },
         },
         "restart": {"enum": ["no", "always", "on-failure", "unless-stopped"]},
+        "profiles": {"type": "array", "items": {"type": "string"}},
     },
 }
 COMPOSE_SCHEMA = {
@@ -111,7 +112,7 @@ COMPOSE_SCHEMA = {
 }
 
 # Services whose image has nothing to run a healthcheck with (otelcol-contrib is a scratch image).
-NO_HEALTHCHECK = {"collector"}
+NO_HEALTHCHECK = {"collector", "collector-node-1", "collector-node-2", "collector-sampler-1", "collector-sampler-2"}
 # Compose service -> its image's key in versions.env, the table the end-to-end binaries are built from.
 IMAGE_KEYS = {
     "collector": "OTELCOL_IMAGE",
@@ -206,6 +207,38 @@ def test_compose_wires_the_shipped_configs() -> None:
     # Alertmanager's webhook is the compose alert-sink.
     hook = load_yaml("prometheus", "alertmanager.yml")["receivers"][0]["webhook_configs"][0]["url"]
     assert hook.startswith("http://alert-sink:9095/")
+
+
+def test_two_tier_profile_runs_the_shipped_collector_with_its_overlays(versions: dict[str, str]) -> None:
+    """Profile two-tier: 2 first-tier and 2 sampling collectors, the `collector` service's image and
+    config.yaml (same mount) plus tier1.yaml / tier2.yaml, and the samplers tier1.yaml routes to."""
+    services = compose()["services"]
+    single = services["collector"]
+    base_mount = next(m for m in single["volumes"] if m.startswith("./collector/config.yaml:"))
+    profile = {name: s for name, s in services.items() if "two-tier" in s.get("profiles", [])}
+    tiers = {
+        "tier1.yaml": ["collector-node-1", "collector-node-2"],
+        "tier2.yaml": ["collector-sampler-1", "collector-sampler-2"],
+    }
+    for overlay, names in tiers.items():
+        for name in names:
+            service = profile[name]
+            assert service["image"] == single["image"] == versions["OTELCOL_IMAGE"], name
+            overlay_mount = next(m for m in service["volumes"] if m.startswith(f"./collector/{overlay}:"))
+            assert service["volumes"] == [base_mount, overlay_mount], name
+            targets = [m.split(":")[1] for m in service["volumes"]]
+            assert service["command"] == [f"--config={t}" for t in targets], name
+    collectors = {name for names in tiers.values() for name in names}
+    assert {name for name in profile if name.startswith("collector")} == collectors
+    tier1 = (REPO / "collector" / "tier1.yaml").read_text()
+    default = re.search(r"AGENTWATCH_SAMPLING_TIER:-\[([^\]]*)\]", tier1)
+    assert default, "tier1.yaml: no default sampler list"
+    assert [h.strip() for h in default.group(1).split(",")] == [f"{n}:4317" for n in tiers["tier2.yaml"]]
+    # Each node's traffic generator exports to its own first-tier collector.
+    for node in tiers["tier1.yaml"]:
+        agent = profile[f"trafficgen-{node.removeprefix('collector-')}"]
+        assert agent["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://{node}:4318"
+        assert agent["image"] == services["trafficgen"]["image"]
 
 
 def test_collector_defaults_point_at_compose_services() -> None:
