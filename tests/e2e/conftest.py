@@ -50,8 +50,8 @@ def start_healthy(proc: Proc, health_url: str) -> Proc:
     return proc
 
 
-@pytest.fixture(scope="session")
-def jaeger(e2e_dir: Path) -> Iterator[Jaeger]:
+def start_jaeger(name: str, workdir: Path) -> Jaeger:
+    """A Jaeger v2 on fresh ports: OTLP/gRPC in, in-memory storage, the query API."""
     binary = require_binary("jaeger")
 
     def start(ports: list[int]) -> Jaeger:
@@ -81,19 +81,24 @@ def jaeger(e2e_dir: Path) -> Iterator[Jaeger]:
             "processors": {"batch": {"timeout": "200ms"}},
             "exporters": {"jaeger_storage_exporter": {"trace_storage": "memory"}},
         }
-        path = e2e_dir / "jaeger.yaml"
+        path = workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         # Jaeger traces itself to localhost:4317 by default; that would slow its shutdown here.
         proc = Proc(
-            "jaeger",
+            name,
             [str(binary), "--config", str(path)],
-            e2e_dir,
+            workdir,
             env={"OTEL_TRACES_EXPORTER": "none", "OTEL_SDK_DISABLED": "true"},
         )
         start_healthy(proc, f"http://{HOST}:{health}/status")
         return Jaeger(proc, f"{HOST}:{otlp}", f"http://{HOST}:{http}")
 
-    j = start_on_free_ports(4, start)
+    return start_on_free_ports(4, start)
+
+
+@pytest.fixture(scope="session")
+def jaeger(e2e_dir: Path) -> Iterator[Jaeger]:
+    j = start_jaeger("jaeger", e2e_dir)
     try:
         yield j
     finally:
@@ -148,9 +153,16 @@ def keep_content_loki(e2e_dir: Path) -> Iterator[LokiStandIn]:
 
 
 def start_collector(
-    name: str, workdir: Path, jaeger: Jaeger, logs_endpoint: str, extra_env: dict[str, str]
+    name: str,
+    workdir: Path,
+    jaeger: Jaeger,
+    logs_endpoint: str,
+    extra_env: dict[str, str],
+    overlays: tuple[str, ...] = (),
 ) -> Collector:
+    """collector/config.yaml (plus ``overlays`` from collector/, e.g. tier1.yaml) on fresh ports."""
     binary = require_binary("otelcol-agentwatch")
+    configs = [f"--config={REPO / 'collector' / file}" for file in ("config.yaml", *overlays)]
 
     def start(ports: list[int]) -> Collector:
         grpc, http, prom, telemetry, health, zpages, pprof = ports
@@ -170,7 +182,7 @@ def start_collector(
             **extra_env,
         }
         health_url = f"http://{HOST}:{health}/"
-        proc = Proc(name, [str(binary), f"--config={REPO / 'collector' / 'config.yaml'}"], workdir, env)
+        proc = Proc(name, [str(binary), *configs], workdir, env)
         start_healthy(proc, health_url)
         return Collector(
             proc, f"{HOST}:{grpc}", f"http://{HOST}:{http}", f"{HOST}:{prom}", f"{HOST}:{telemetry}", health_url
