@@ -20,6 +20,7 @@ import yaml
 
 from .binaries import REPO, require_binary
 from .stack import (
+    COLLECTOR_PORTS,
     HOST,
     SAMPLING_ENV,
     Alertmanager,
@@ -29,6 +30,7 @@ from .stack import (
     LokiStandIn,
     Proc,
     Prometheus,
+    collector_listen_env,
     start_on_free_ports,
 )
 from .workload import EmittedRun, run_workload
@@ -165,16 +167,9 @@ def start_collector(
     configs = [f"--config={REPO / 'collector' / file}" for file in ("config.yaml", *overlays)]
 
     def start(ports: list[int]) -> Collector:
-        grpc, http, prom, telemetry, health, zpages, pprof = ports
+        grpc, http, prom, telemetry, health = ports[:5]
         env = {
-            "AGENTWATCH_OTLP_GRPC_ENDPOINT": f"{HOST}:{grpc}",
-            "AGENTWATCH_OTLP_HTTP_ENDPOINT": f"{HOST}:{http}",
-            "AGENTWATCH_PROMETHEUS_EXPORTER_ENDPOINT": f"{HOST}:{prom}",
-            "AGENTWATCH_COLLECTOR_TELEMETRY_HOST": HOST,
-            "AGENTWATCH_COLLECTOR_TELEMETRY_PORT": str(telemetry),
-            "AGENTWATCH_HEALTH_ENDPOINT": f"{HOST}:{health}",
-            "AGENTWATCH_ZPAGES_ENDPOINT": f"{HOST}:{zpages}",
-            "AGENTWATCH_PPROF_ENDPOINT": f"{HOST}:{pprof}",
+            **collector_listen_env(ports),
             "AGENTWATCH_JAEGER_OTLP_ENDPOINT": jaeger.otlp_grpc,
             "AGENTWATCH_LOKI_OTLP_ENDPOINT": logs_endpoint,
             "AGENTWATCH_ENVIRONMENT": "e2e",
@@ -188,7 +183,7 @@ def start_collector(
             proc, f"{HOST}:{grpc}", f"http://{HOST}:{http}", f"{HOST}:{prom}", f"{HOST}:{telemetry}", health_url
         )
 
-    return start_on_free_ports(7, start)
+    return start_on_free_ports(COLLECTOR_PORTS, start)
 
 
 @pytest.fixture(scope="session")

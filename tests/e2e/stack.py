@@ -323,3 +323,22 @@ class LokiStandIn:
 class Alertmanager:
     proc: Proc
     url: str
+
+
+COLLECTOR_PORTS = 7  # what collector_listen_env takes
+
+
+def collector_listen_env(ports: list[int]) -> dict[str, str]:
+    """collector/config.yaml's listener variables on 127.0.0.1 ``ports`` (OTLP gRPC, OTLP HTTP, prometheus
+    exporter, own telemetry, health, zpages, pprof), for a Collector(..., otlp_grpc=ports[0], ...)."""
+    grpc, http, prom, telemetry, health, zpages, pprof = ports
+    return {
+        "AGENTWATCH_OTLP_GRPC_ENDPOINT": f"{HOST}:{grpc}",
+        "AGENTWATCH_OTLP_HTTP_ENDPOINT": f"{HOST}:{http}",
+        "AGENTWATCH_PROMETHEUS_EXPORTER_ENDPOINT": f"{HOST}:{prom}",
+        "AGENTWATCH_COLLECTOR_TELEMETRY_HOST": HOST,
+        "AGENTWATCH_COLLECTOR_TELEMETRY_PORT": str(telemetry),
+        "AGENTWATCH_HEALTH_ENDPOINT": f"{HOST}:{health}",
+        "AGENTWATCH_ZPAGES_ENDPOINT": f"{HOST}:{zpages}",
+        "AGENTWATCH_PPROF_ENDPOINT": f"{HOST}:{pprof}",
+    }
