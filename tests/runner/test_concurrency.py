@@ -14,6 +14,7 @@ from agentwatch.telemetry import names as n
 from .support import DEMO_TASK, EVAL_CASES, async_client, demo_agent, fast_limits
 
 RUNS = 200
+RUN_TIMEOUT_S = 240
 
 
 def most_at_once(spans: list[ReadableSpan]) -> int:
@@ -27,8 +28,12 @@ def most_at_once(spans: list[ReadableSpan]) -> int:
 
 
 async def test_200_concurrent_runs_are_correct_and_isolated(sim, spans) -> None:
-    plain = demo_agent("crowd")
-    budgeted = demo_agent("crowd-budget", limits=fast_limits(token_budget=1_200, max_tokens=200))
+    # 200 runs share one event loop: on a busy 2-core machine each takes as long as all of them, so
+    # the run timeout is far above fast_limits' 20 s (and below pytest's 300 s).
+    plain = demo_agent("crowd", limits=fast_limits(timeout_s=RUN_TIMEOUT_S))
+    budgeted = demo_agent(
+        "crowd-budget", limits=fast_limits(token_budget=1_200, max_tokens=200, timeout_s=RUN_TIMEOUT_S)
+    )
     client = async_client(sim)
     jobs = []
     for i in range(RUNS):
