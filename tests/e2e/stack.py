@@ -288,6 +288,39 @@ class Collector:
     telemetry: str
     health_url: str
 
+    def own_metric(self, name: str, label: str = "") -> float:
+        """The sum of the collector's own metric ``name`` over its series whose labels contain ``label``."""
+        _, body = http_get(f"http://{self.telemetry}/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            series, _, value = line.rpartition(" ")
+            if series.split("{")[0] == name and label in series:
+                total += float(value)
+        return total
+
+    def wait_traces_settled(self, timeout: float = 90.0) -> None:
+        """Wait until every trace received so far is decided and out: no trace waits for a sampling
+        decision, the Jaeger export queue is empty, and the spans sent to Jaeger stayed the same for
+        longer than the batch processor's 2 s timeout (so nothing is still being batched). After this,
+        a trace missing from Jaeger was dropped, not late."""
+        quiet_s = 3.0
+        last: list[float] = []
+        since = time.monotonic()
+
+        def settled() -> bool:
+            nonlocal last, since
+            state = [
+                self.own_metric("otelcol_processor_tail_sampling_sampling_traces_on_memory"),
+                self.own_metric("otelcol_exporter_queue_size", 'exporter="otlp_grpc/jaeger"'),
+                self.own_metric("otelcol_exporter_sent_spans", 'exporter="otlp_grpc/jaeger"'),
+            ]
+            if state[0] or state[1] or state != last:
+                last, since = state, time.monotonic()
+                return False
+            return time.monotonic() - since >= quiet_s
+
+        wait_until(settled, timeout, what=f"{self.proc.name} to decide and export every trace")
+
 
 @dataclass
 class Prometheus:

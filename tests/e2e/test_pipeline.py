@@ -132,12 +132,14 @@ def test_each_kept_run_is_one_trace_with_the_run_tree(
 
 
 def test_tail_sampling_keeps_every_important_run_and_samples_ordinary_ones(
-    workload_runs: list[EmittedRun], kept_traces: dict[str, list[dict[str, Any]]], jaeger: Jaeger
+    workload_runs: list[EmittedRun],
+    kept_traces: dict[str, list[dict[str, Any]]],
+    jaeger: Jaeger,
+    collector: Collector,
 ) -> None:
     assert {run.kind for run in workload_runs if run.must_keep} >= ALWAYS_KEPT
     assert len(kept_traces) == sum(run.must_keep for run in workload_runs)
-    # Kept traces are all in; any ordinary trace the baseline kept was decided at the same time.
-    time.sleep(3)
+    collector.wait_traces_settled()  # every ordinary trace the baseline kept is in Jaeger now
     ordinary = [run for run in workload_runs if not run.must_keep]
     kept = [run for run in ordinary if jaeger.get_trace(run.trace_id)]
     # Baseline is 50% (AGENTWATCH_SAMPLING_BASELINE_PERCENT): some kept, some dropped.
@@ -165,7 +167,7 @@ def test_each_keep_policy_works_on_its_own_with_the_baseline_off(
     assert expensive.cost_usd > 0.10 and slow.cost_usd < 0.10
     for run in important:
         wait_for_trace(jaeger, run.trace_id, len(run.span_names))
-    time.sleep(3)
+    collector_keep_content.wait_traces_settled()  # an ordinary run that was kept would be in Jaeger now
     assert not [run.trace_id for run in ordinary if jaeger.get_trace(run.trace_id)]
 
 
@@ -436,7 +438,7 @@ def test_every_dashboard_and_rule_query_returns_data(workload_runs: list[Emitted
     # Let a few evaluation rounds of the recording rules happen on the scraped data.
     wait_for_series(prometheus, "agentwatch:run_cost_usd:p95_15m")
     empty: dict[str, str] = {}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     pending = dict(queries)
     while pending and time.monotonic() < deadline:
         for where, expr in list(pending.items()):
@@ -461,10 +463,11 @@ def test_an_expensive_run_pages_through_alertmanager(
     ) as workload:
         cheap = workload.run("ordinary", agent=agent, task=1)
         workload.flush()
-        # The cost histogram must have been scraped once before the expensive run: an alert on
-        # increase() needs a sample to increase from (hence one process for both runs).
-        wait_for_series(prometheus, f'agentwatch_run_cost_usd_count{{gen_ai_agent_name="{agent}"}}')
-        time.sleep(2)
+        # The cheap run's cost histogram must be in Prometheus (two scrapes) before the expensive run:
+        # an alert on increase() needs samples to increase from (hence one process for both runs).
+        wait_for_series(
+            prometheus, f'count_over_time(agentwatch_run_cost_usd_count{{gen_ai_agent_name="{agent}"}}[5m]) >= 2'
+        )
         expensive = workload.run("expensive", agent=agent)
         workload.flush()
     assert cheap.cost_usd < 1 < expensive.cost_usd

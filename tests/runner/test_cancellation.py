@@ -11,6 +11,7 @@ import pytest
 from agentwatch import TextDelta, tool
 from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.telemetry import names as n
+from polling import DEADLINE_S, await_until
 
 from .support import async_client, by_iteration, demo_agent, of_trace, root_of, sync_client
 
@@ -79,11 +80,10 @@ async def test_an_abandoned_async_stream_is_finalised_as_cancelled(slow_sim, spa
         if isinstance(event, TextDelta):
             break  # no aclose(): the event loop finalises the generator
     gc.collect()
-    for _ in range(100):
-        roots = [s for s in spans.get_finished_spans() if s.name.startswith("invoke_agent")]
-        if roots:
-            break
-        await asyncio.sleep(0.01)
+    roots = await await_until(
+        lambda: [s for s in spans.get_finished_spans() if s.name.startswith("invoke_agent")],
+        "the abandoned run's root span to end",
+    )
 
     (root,) = roots
     assert_cancelled_and_closed(spans, tracker, logs, format(root.context.trace_id, "032x"))
@@ -100,8 +100,7 @@ async def test_cancelling_the_task_that_reads_an_async_stream(slow_sim, spans, t
                 seen.append(event)
 
     task = asyncio.create_task(reader())
-    while not seen:
-        await asyncio.sleep(0.01)
+    await await_until(lambda: seen, "the stream's first event")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -111,9 +110,9 @@ async def test_cancelling_the_task_that_reads_an_async_stream(slow_sim, spans, t
 
 
 async def test_cancelling_arun_mid_call_ends_the_run_as_cancelled(fresh_sim, spans, tracker, logs) -> None:
-    fresh_sim.faults = FaultPlan(schedule=[Fault.slow(5.0)])
+    fresh_sim.faults = FaultPlan(schedule=[Fault.hang()])  # the call never gets an answer
     task = asyncio.create_task(demo_agent("cancel-arun").arun(TASK, client=async_client(fresh_sim)))
-    await asyncio.sleep(0.2)
+    await await_until(lambda: fresh_sim.requests, "the simulator to receive the call")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -137,7 +136,7 @@ async def test_cancelling_arun_during_a_tool_ends_the_tool_span(sim, spans, trac
 
     agent = demo_agent("cancel-tool", tools=[slow_lookup])
     task = asyncio.create_task(agent.arun("[[tool:slow_lookup:{}]] Look it up.", client=async_client(sim)))
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), DEADLINE_S)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -117,7 +117,7 @@ def test_timeout_stops_a_run_whose_sync_tool_hangs(client, release) -> None:
 
     elapsed = time.perf_counter() - started
     assert_stopped(result, StopReason.TIMEOUT)
-    assert 0.45 <= elapsed < 1.5
+    assert 0.45 <= elapsed < 0.5 + 5  # a hung tool holds the run for 60 s; the bound leaves room for a busy machine
     assert result.tool_calls[0].outcome == "timeout" and result.tool_calls[0].is_error
     assert "0.5s timeout" in result.stop_detail
 
@@ -131,7 +131,7 @@ async def test_timeout_stops_an_async_run_whose_tool_hangs(aclient, release, kin
     result = await agent.arun("[[tool:hang:{}]] Call the tool.", client=aclient)
 
     assert_stopped(result, StopReason.TIMEOUT)
-    assert 0.45 <= time.perf_counter() - started < 1.5
+    assert 0.45 <= time.perf_counter() - started < 0.5 + 5  # not the 60 s hang
     assert result.tool_calls[0].outcome == "timeout"
 
 
@@ -148,7 +148,7 @@ async def test_timeout_stops_a_hung_http_call(fresh_sim, mode) -> None:
         result = await agent.arun("Say hi.", client=async_client(fresh_sim))
 
     assert_stopped(result, StopReason.TIMEOUT)
-    assert 0.45 <= time.perf_counter() - started < 1.5
+    assert 0.45 <= time.perf_counter() - started < 0.5 + 5  # the call hangs until the client gives up
     assert len(fresh_sim.requests) == 1
     assert "0.5s timeout" in result.stop_detail
     assert "asked to wait" not in result.stop_detail  # the API asked for nothing: the run ran out of time
@@ -156,8 +156,8 @@ async def test_timeout_stops_a_hung_http_call(fresh_sim, mode) -> None:
 
 @pytest.mark.parametrize("mode", ["run", "arun"])
 async def test_retry_after_longer_than_the_time_left_stops_without_sleeping(fresh_sim, mode) -> None:
-    fresh_sim.faults = FaultPlan(schedule=[Fault.rate_limit(retry_after_s=5)])
-    agent = demo_agent("retry-after", limits=fast_limits(timeout_s=1.0))
+    fresh_sim.faults = FaultPlan(schedule=[Fault.rate_limit(retry_after_s=30)])
+    agent = demo_agent("retry-after", limits=fast_limits(timeout_s=10))
     started = time.perf_counter()
     if mode == "run":
         result = agent.run("Say hi.", client=sync_client(fresh_sim))
@@ -165,9 +165,9 @@ async def test_retry_after_longer_than_the_time_left_stops_without_sleeping(fres
         result = await agent.arun("Say hi.", client=async_client(fresh_sim))
 
     assert_stopped(result, StopReason.TIMEOUT)
-    assert time.perf_counter() - started < 0.5  # it did not sleep 5 s, nor until the deadline
+    assert time.perf_counter() - started < 5  # it did not sleep 30 s, nor until the deadline 10 s away
     assert len(fresh_sim.requests) == 1
-    assert "asked to wait 5.00s" in result.stop_detail
+    assert "asked to wait 30.00s" in result.stop_detail
 
 
 @pytest.mark.parametrize("mode", ["run", "arun"])
@@ -183,7 +183,7 @@ async def test_tool_timeout_turns_a_hung_tool_into_an_error_result_and_the_run_g
         result = await agent.arun(task, client=async_client(sim))
 
     assert result.stop_reason is StopReason.END_TURN
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 5  # the tool's 0.2 s, not the run's 10 s
     (call,) = result.tool_calls
     assert call.outcome == "timeout" and call.is_error
     assert "did not finish within 0.2 s" in call.output

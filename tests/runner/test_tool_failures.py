@@ -113,7 +113,7 @@ def test_calculator_attacks_are_refused_quickly_and_the_run_goes_on(fresh_sim, e
     started = time.perf_counter()
     result = agent.run(task, client=sync_client(fresh_sim))
 
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 10  # evaluating any of these would take hours
     assert result.stop_reason is StopReason.END_TURN
     (call,) = result.tool_calls
     if call.is_error:

@@ -54,9 +54,11 @@ def test_guarded_exporter_turns_exceptions_into_counted_failures() -> None:
 
 def test_failing_exporters_and_a_dead_collector_change_neither_results_nor_latency() -> None:
     """Same process, same simulator: runs with telemetry off, then with configure_telemetry exporting to a
-    raising (and slow) exporter and an OTLP endpoint nobody listens on. Medians compared."""
+    raising (and slow) exporter and an OTLP endpoint nobody listens on. The exporters never run on the
+    run's thread, and the medians differ by far less than one blocked export would add (a bound for a
+    loaded machine; ``bench/exporter_failure.py`` measures the real ratios)."""
     script = f"""
-        import json, statistics, time
+        import json, statistics, threading, time
         import anthropic
         from opentelemetry.sdk._logs.export import LogRecordExporter
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -66,8 +68,11 @@ def test_failing_exporters_and_a_dead_collector_change_neither_results_nor_laten
         from agentwatch.telemetry.setup import configure_telemetry
         from agentwatch.tools import calculator, web_search
 
+        export_threads = set()
+
         class SlowBrokenSpans(SpanExporter):
             def export(self, spans):
+                export_threads.add(threading.get_ident())
                 time.sleep(0.2)  # were this on the request path, every run would show it
                 raise ConnectionError("collector down")
             def shutdown(self):
@@ -123,17 +128,21 @@ def test_failing_exporters_and_a_dead_collector_change_neither_results_nor_laten
             "off": statistics.median(off), "on": statistics.median(on),
             "same": off_outcomes == on_outcomes, "outcome": on_outcomes[0][1],
             "errors": errors, "shutdown_s": shutdown_s,
+            "exported_on_run_thread": threading.get_ident() in export_threads,
         }}))
     """
     endpoint = f"http://127.0.0.1:{closed_port()}"
     out = run_script(script, base_env({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}))
 
     assert out["same"] and out["outcome"] == "end_turn"
-    # Within 5% (+5 ms of slack for timer noise); a span export on the request path would add 200 ms.
-    assert out["on"] <= out["off"] * 1.05 + 0.005, out
+    assert not out["exported_on_run_thread"], out
+    # A span export on the request path would add at least 0.2 s to every run (the slow exporter's
+    # sleep, once per span), an OTLP export blocking for its timeout 0.5 s; the bound leaves room for
+    # a busy machine and still catches either.
+    assert out["on"] <= out["off"] * 2 + 0.1, out
     assert out["errors"].get("export_traces", 0) >= 1  # failures are counted, not raised
     assert out["errors"].get("export_logs", 0) >= 1
-    assert out["shutdown_s"] <= 1.0 + 0.5  # bounded, with the collector down
+    assert out["shutdown_s"] <= 1.0 + 1.0, out  # bounded by shutdown_timeout_s, with the collector down
 
 
 def test_shutdown_is_bounded_when_the_exporter_hangs() -> None:
@@ -164,8 +173,8 @@ def test_shutdown_is_bounded_when_the_exporter_hangs() -> None:
     started = time.perf_counter()
     out = run_script(script, base_env(), timeout=30)
 
-    assert out["shutdown_s"] <= 0.5 + 0.3
-    assert time.perf_counter() - started < 10  # and the process exits without waiting for the exporter
+    assert out["shutdown_s"] <= 0.5 + 1.0  # the exporter hangs for 30 s
+    assert time.perf_counter() - started < 20  # and the process exits without waiting the exporter's 30 s
 
 
 class Broken:

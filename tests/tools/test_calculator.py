@@ -104,10 +104,12 @@ ATTACKS = {
 
 @pytest.mark.parametrize(("expression", "reason"), list(ATTACKS.items()), ids=lambda v: str(v)[:30])
 def test_hostile_or_invalid_input_is_refused_fast(expression: str, reason: str) -> None:
-    started = time.perf_counter()
+    # CPU time of this thread, not wall-clock: other processes and threads cannot inflate it. Refusing
+    # takes microseconds; computing any of these (9**9**9**9, 10**10**10, ...) would take hours.
+    started = time.thread_time()
     with pytest.raises(CalculationError) as caught:
         calculator(expression)
-    assert time.perf_counter() - started < 0.1
+    assert time.thread_time() - started < 1.0
     assert reason in str(caught.value)
 
 
@@ -148,7 +150,8 @@ def test_errors_reach_the_model_as_error_results() -> None:
 
 
 def test_ten_megabyte_expression_through_the_executor_is_refused_fast() -> None:
-    started = time.perf_counter()
+    # CPU time of the whole process (the tool runs on a worker thread); a hang would end as a timeout.
+    started = time.process_time()
     outcome = execute_tool(
         {"calculator": calculator},
         "calculator",
@@ -156,7 +159,7 @@ def test_ten_megabyte_expression_through_the_executor_is_refused_fast() -> None:
         timeout_s=5,
         max_output_chars=500,
     )
-    assert time.perf_counter() - started < 0.1
+    assert time.process_time() - started < 1.0
     assert "too long" in outcome.content
 
 

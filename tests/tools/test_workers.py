@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from agentwatch.tools.workers import DaemonWorkers
+from polling import DEADLINE_S, wait_until
 
 
 def run_and_wait(pool: DaemonWorkers) -> str:
@@ -17,24 +17,22 @@ def run_and_wait(pool: DaemonWorkers) -> str:
         done.set()
 
     pool.submit(job)
-    assert done.wait(5)
+    assert done.wait(DEADLINE_S)
     return names[0]
 
 
 def test_an_idle_worker_is_reused() -> None:
     pool = DaemonWorkers()
     first = run_and_wait(pool)
-    time.sleep(0.05)  # let the worker return to the idle list
+    wait_until(lambda: pool._idle, "the worker to return to the idle list")
     assert run_and_wait(pool) == first
 
 
 def test_a_hung_worker_is_abandoned_and_a_new_one_serves_the_next_call() -> None:
     pool = DaemonWorkers()
     release = threading.Event()
-    pool.submit(lambda: release.wait(10))
-    started = time.perf_counter()
-    run_and_wait(pool)  # does not wait for the hung one
-    assert time.perf_counter() - started < 1
+    pool.submit(lambda: release.wait(2 * DEADLINE_S))
+    run_and_wait(pool)  # served while the hung one still hangs (it outlasts run_and_wait's deadline)
     release.set()
 
 
@@ -42,7 +40,9 @@ def test_idle_workers_beyond_the_limit_exit() -> None:
     pool = DaemonWorkers(max_idle=1)
     gate = threading.Event()
     for _ in range(3):
-        pool.submit(lambda: gate.wait(5))
+        pool.submit(lambda: gate.wait(DEADLINE_S), name="idle-limit-worker")
     gate.set()
-    time.sleep(0.2)
+    wait_until(
+        lambda: sum(t.name == "idle-limit-worker" for t in threading.enumerate()) == 1, "two of three workers to exit"
+    )
     assert len(pool._idle) == 1
