@@ -3,6 +3,7 @@ without cancel, and one trace from the caller through the server span to the run
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import httpx
@@ -46,9 +47,12 @@ def test_a_streamed_run_sends_one_event_per_runner_event_ending_with_run_finishe
 
 
 def test_heartbeats_are_comment_lines_while_a_tool_is_silent(sim: Simulator) -> None:
-    with serve(slow_agent(), sim, heartbeat_s=0.2) as s, s.client() as c:
-        with c.stream("POST", "/v1/runs", json={"task": wait_task(1.5)}, headers=SSE) as response:
-            lines = list(response.iter_lines())
+    with (
+        serve(slow_agent(), sim, heartbeat_s=0.2) as s,
+        s.client() as c,
+        c.stream("POST", "/v1/runs", json={"task": wait_task(1.5)}, headers=SSE) as response,
+    ):
+        lines = list(response.iter_lines())
     assert any(line.startswith(":") for line in lines), lines[:20]
     assert any(line == "event: run_finished" for line in lines)
 
@@ -129,11 +133,8 @@ def test_disconnect_without_cancel_keeps_the_run_going(served: Served) -> None:
 
 
 def test_a_json_client_that_disconnects_with_cancel_cancels_the_run(served: Served, logs) -> None:
-    with served.client(timeout=0.5) as c:
-        try:
-            c.post("/v1/runs?cancel_on_disconnect=true", json={"task": wait_task(60)})
-        except httpx.ReadTimeout:
-            pass  # we walk away mid-run
+    with served.client(timeout=0.5) as c, contextlib.suppress(httpx.ReadTimeout):  # we walk away mid-run
+        c.post("/v1/runs?cancel_on_disconnect=true", json={"task": wait_task(60)})
     end = wait_for(lambda: logs.events("run_end"), "the abandoned run to end")[0]
     assert end["stop_reason"] == "cancelled" and end["tenant"] == "alpha" and end["run_id"]
     assert httpx.get(served.url + "/readyz").json()["runs"] == 0
