@@ -283,9 +283,12 @@ def create_app(
         simulator: Any = None
         backend = client
         if backend is None and settings.sim:
-            from agentwatch.sim import Simulator
+            from agentwatch.sim import Fault, FaultPlan, Simulator
 
-            simulator = Simulator(latency_s=settings.sim_latency_s).start()
+            rate = settings.sim_fault_rate  # mostly 429s (retried after retry-after), some 529 and 500
+            rates = {Fault.rate_limit(retry_after_ms=200): rate * 0.6, Fault.overloaded(): rate * 0.25}
+            faults = FaultPlan(rates={**rates, Fault.server_error(): rate * 0.15}) if rate else None
+            simulator = Simulator(latency_s=settings.sim_latency_s, faults=faults).start()
             backend = anthropic.AsyncAnthropic(api_key="simulator", base_url=simulator.base_url)
         backend = backend or anthropic.AsyncAnthropic()
         service.probe = BackendProbe(str(backend.base_url))

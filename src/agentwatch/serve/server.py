@@ -7,6 +7,7 @@ so one process or many build the same service from the same settings.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -30,7 +31,8 @@ def app_from_env() -> ASGIApp:
     if not settings.agent:
         raise SystemExit("no agent to serve: give MODULE:ATTR (or set AGENTWATCH_SERVE_AGENT).")
     agent = load_agent(settings.agent)
-    telemetry = configure_telemetry("agentwatch-serve", install_signal_handler=False)
+    service_name = os.environ.get("OTEL_SERVICE_NAME", "agentwatch-serve")
+    telemetry = configure_telemetry(service_name, install_signal_handler=False)
     configure_json_logs(sys.stderr)
     return create_app(agent, settings=settings, on_shutdown=[telemetry.shutdown])
 

@@ -44,6 +44,9 @@ class ServeSettings:
     workers: int = _setting("AGENTWATCH_SERVE_WORKERS", 1, int, "uvicorn worker processes")
     sim: bool = _setting("AGENTWATCH_SERVE_SIM", False, parse_bool, "start the embedded simulator as the backend")
     sim_latency_s: float = _setting("AGENTWATCH_SERVE_SIM_LATENCY_S", 0.0, float, "simulated latency per model call")
+    sim_fault_rate: float = _setting(
+        "AGENTWATCH_SERVE_SIM_FAULT_RATE", 0.0, float, "share of simulated calls failing transiently (429/529/500)"
+    )
     api_keys: str = _setting(
         "AGENTWATCH_API_KEYS", "", str, "comma-separated tenant:key pairs (prefer the file)", repr=False
     )
@@ -102,6 +105,8 @@ class ServeSettings:
         for name in ("drain_timeout_s", "retention_s", "heartbeat_s", "sim_latency_s", "retry_after_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{env_name(name)} must not be negative.")
+        if not 0 <= self.sim_fault_rate <= 1:
+            raise ValueError(f"{env_name('sim_fault_rate')} must be between 0 and 1.")
 
 
 def env_name(setting: str) -> str:
