@@ -78,7 +78,7 @@ def test_reconnect_with_last_event_id_loses_and_duplicates_nothing(served: Serve
 
 def test_last_event_id_errors(sim: Simulator) -> None:
     with serve(slow_agent(), sim, event_buffer=3) as s, s.client() as c:
-        run_id = c.post("/v1/runs", json={"task": TASK}).json()["run_id"]
+        run_id = c.post("/v1/runs", json={"task": TASK}, headers=SSE).headers["X-Run-Id"]  # read to the end
         expired = c.get(f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
         assert expired.status_code == 410 and expired.json()["error"]["type"] == "events_expired"
         assert f"GET /v1/runs/{run_id}" in expired.json()["error"]["message"]
@@ -122,6 +122,13 @@ def test_disconnect_with_cancel_ends_the_run_cancelled_billed_and_closed(served:
     assert tracker.open_in(result["trace_id"]) == []
     ends = [r for r in logs.events("run_end") if r.get("run_id") == run_id]
     assert len(ends) == 1 and ends[0]["stop_reason"] == "cancelled" and ends[0]["tenant"] == "alpha"
+
+
+def test_a_json_run_keeps_only_its_run_finished_event(served: Served) -> None:
+    with served.client() as c:
+        run_id = c.post("/v1/runs", json={"task": TASK}).json()["run_id"]
+        with connect_sse(c, "GET", f"/v1/runs/{run_id}/events") as source:
+            assert [(i, name) for i, name, _ in events_of(source.response)] == [(1, "run_finished")]
 
 
 def test_disconnect_without_cancel_keeps_the_run_going(served: Served) -> None:

@@ -157,12 +157,13 @@ class Service:
         if run_request.mode == "async" or "respond-async" in request.headers.get("prefer", "").lower():
             return self.submit_to_queue(run_request, tenant)
         self._annotate(run_request)
+        stream = "text/event-stream" in request.headers.get("accept", "")
         try:
-            run = self._runs().start(run_request.task, tenant, run_request.conversation_id)
+            run = self._runs().start(run_request.task, tenant, run_request.conversation_id, stream=stream)
         except Refused as exc:
             return error(exc.status, exc.error_type, str(exc), self._retry_after())
         trace.get_current_span().set_attribute(n.AW_SERVE_RUN_ID, run.id)
-        if "text/event-stream" in request.headers.get("accept", ""):
+        if stream:
             return self._stream(run, 0, cancel)
         waiter = asyncio.ensure_future(run.wait())
         gone = asyncio.ensure_future(_until_disconnect(request))

@@ -205,8 +205,12 @@ class RunRegistry:
         run = self._runs.get(run_id)
         return run if run is not None and run.tenant == tenant else None
 
-    def start(self, task: str, tenant: str, conversation_id: str | None) -> Run:
-        """Admit and start a run in the current context (so its trace is the request's), or raise ``Refused``."""
+    def start(self, task: str, tenant: str, conversation_id: str | None, *, stream: bool) -> Run:
+        """Admit and start a run in the current context (so its trace is the request's), or raise ``Refused``.
+
+        ``stream`` runs it with ``astream`` (the model streams; every event is published); otherwise with
+        ``arun`` (plain model calls, cheaper), whose only event is ``run_finished``.
+        """
         if self.draining:
             raise Refused(503, "draining", "the server is shutting down; retry on another replica.")
         if self.active >= self.max_runs:
@@ -223,12 +227,18 @@ class RunRegistry:
         self._runs[run.id] = run
         self._active[tenant] = self._active.get(tenant, 0) + 1
         self.active += 1
-        run.task = asyncio.get_running_loop().create_task(self._drive(run, task, conversation_id))
+        drive = self._stream if stream else self._run
+        run.task = asyncio.get_running_loop().create_task(drive(run, task, conversation_id))
         run.task.add_done_callback(lambda _: self._settle(run))
         return run
 
-    async def _drive(self, run: Run, task: str, conversation_id: str | None) -> None:
+    async def _run(self, run: Run, task: str, conversation_id: str | None) -> None:
         _current_run.set(run)  # the task has its own copy of the context
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled by us: _settle records the result
+            run._finish(await self.agent.arun(task, client=self.client, conversation_id=conversation_id))
+
+    async def _stream(self, run: Run, task: str, conversation_id: str | None) -> None:
+        _current_run.set(run)
         events = self.agent.astream(task, client=self.client, conversation_id=conversation_id)
         try:
             async for event in events:
@@ -239,7 +249,7 @@ class RunRegistry:
                     name, data = event_payload(event, run.id)
                     run.publish(name, dumps(data))
         except asyncio.CancelledError:
-            pass  # we cancelled it: the runner has ended its spans and logged run_end; record the result below
+            pass  # we cancelled it: the runner has ended its spans and logged run_end; _settle records the result
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
