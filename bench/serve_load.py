@@ -125,7 +125,8 @@ def role_load(url: str, concurrency: int, count: int) -> None:
             started = time.perf_counter()
             await asyncio.gather(*(one() for _ in range(count)))
             wall = time.perf_counter() - started
-        print(json.dumps({"latencies": latencies, "errors": sum(errors.values()), "kinds": errors, "wall_s": wall}))
+        out = {"latencies": latencies, "errors": sum(errors.values()), "kinds": errors, "wall_s": wall}
+        print(json.dumps({**out, "cpu_s": _cpu_self()}))
 
     asyncio.run(main())
 
@@ -212,6 +213,7 @@ def measure_service(base_url: str, concurrency: int, count: int, own_s: float, l
         "rss_kib_per_inflight_run": max(0.0, rss.peak - idle) * 1024 / concurrency,
         "errors": out["errors"],
         "error_kinds": out["kinds"],
+        "load_cpu_s": out["cpu_s"],
     }
 
 
