@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_no_keys_is_allowed_only_on_loopback_or_when_insecure() -> None:
     for host in ("127.0.0.1", "::1", "localhost"):
         require_safe_exposure(ApiKeys(), host, insecure_no_auth=False)
     require_safe_exposure(ApiKeys(), "0.0.0.0", insecure_no_auth=True)
-    with pytest.raises(AuthConfigError, match="refusing to serve on 0.0.0.0 without API keys"):
+    with pytest.raises(AuthConfigError, match=re.escape("refusing to serve on 0.0.0.0 without API keys")):
         require_safe_exposure(ApiKeys(), "0.0.0.0", insecure_no_auth=False)
 
 
