@@ -121,12 +121,16 @@ class Service:
             raise RuntimeError("the app has not started: serve it with an ASGI server that runs its lifespan")
         return self.registry
 
-    def _cancel_on_disconnect(self, request: Request) -> bool | JSONResponse:
+    def _caller(self, request: Request) -> tuple[str, bool] | JSONResponse:
+        """(tenant, cancel on disconnect) of a request that opens a run's stream, or the error to answer."""
+        tenant = self._tenant(request)
+        if isinstance(tenant, Response):
+            return tenant
         raw = request.query_params.get("cancel_on_disconnect")
         if raw is None:
-            return self.settings.cancel_on_disconnect
+            return tenant, self.settings.cancel_on_disconnect
         try:
-            return parse_bool(raw)
+            return tenant, parse_bool(raw)
         except ValueError:
             return error(400, "invalid_request", "cancel_on_disconnect must be true or false.")
 
@@ -141,12 +145,10 @@ class Service:
 
     # --- endpoints -----------------------------------------------------------------------------
     async def create_run(self, request: Request) -> Response:
-        tenant = self._tenant(request)
-        if isinstance(tenant, Response):
-            return tenant
-        cancel = self._cancel_on_disconnect(request)
-        if isinstance(cancel, Response):
-            return cancel
+        caller = self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        tenant, cancel = caller
         body = await _read_body(request, self.settings.max_body_bytes)
         if body is None:
             return error(413, "body_too_large", f"the body is over {self.settings.max_body_bytes} bytes; send less.")
@@ -181,12 +183,10 @@ class Service:
         return error(501, "no_queue", "no queue configured: start with --queue redis://… to accept asynchronous runs.")
 
     async def run_events(self, request: Request) -> Response:
-        tenant = self._tenant(request)
-        if isinstance(tenant, Response):
-            return tenant
-        cancel = self._cancel_on_disconnect(request)
-        if isinstance(cancel, Response):
-            return cancel
+        caller = self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        tenant, cancel = caller
         run = self._runs().get(request.path_params["run_id"], tenant)
         if run is None:
             return self._unknown_run()
