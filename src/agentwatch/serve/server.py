@@ -54,6 +54,7 @@ def run_server(settings: ServeSettings) -> int:
         port=settings.port,
         workers=settings.workers,
         lifespan="on",
+        timeout_keep_alive=settings.keep_alive_s,  # a client never reuses a connection the server just closed
         timeout_graceful_shutdown=5,  # after the drain: only connections that outlive their runs remain
         log_level=logging.WARNING,
     )

@@ -71,6 +71,9 @@ class ServeSettings:
     cancel_on_disconnect: bool = _setting(
         "AGENTWATCH_SERVE_CANCEL_ON_DISCONNECT", False, parse_bool, "cancel a run when its client disconnects"
     )
+    keep_alive_s: int = _setting(
+        "AGENTWATCH_SERVE_KEEP_ALIVE_S", 75, int, "idle keep-alive; above your load balancer's idle timeout"
+    )
     heartbeat_s: float = _setting("AGENTWATCH_SERVE_HEARTBEAT_S", 15.0, float, "SSE comment heartbeat interval")
     jaeger_url: str = _setting(
         "AGENTWATCH_SERVE_JAEGER_URL", "http://localhost:16686", str, "Jaeger UI base URL for the page's trace links"
@@ -102,7 +105,7 @@ class ServeSettings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{env_name(name)} must be at least 1 (got {getattr(self, name)}).")
-        for name in ("drain_timeout_s", "retention_s", "heartbeat_s", "sim_latency_s", "retry_after_s"):
+        for name in ("drain_timeout_s", "keep_alive_s", "retention_s", "heartbeat_s", "sim_latency_s", "retry_after_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{env_name(name)} must not be negative.")
         if not 0 <= self.sim_fault_rate <= 1:
