@@ -11,7 +11,7 @@ from httpx_sse import EventSource, connect_sse
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from agentwatch.sim import Simulator
+from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.telemetry import names as n
 from runner.support import OpenSpans, open_spans
 
@@ -167,3 +167,28 @@ def test_one_trace_from_the_caller_through_the_server_span_to_chat_and_tools(ser
     children = {s.name.split(" ")[0] for s in in_trace if s.parent and s.parent.span_id == root.context.span_id}
     assert {n.OP_CHAT, n.OP_EXECUTE_TOOL} <= children
     assert not [s for s in in_trace if s.name.endswith(("http send", "http receive"))]
+
+
+def test_a_retried_call_streams_a_retrying_event(fresh_sim: Simulator) -> None:
+    fresh_sim.faults = FaultPlan(schedule=[Fault.rate_limit(retry_after_ms=50)])
+    with (
+        serve(slow_agent(), fresh_sim) as s,
+        s.client() as c,
+        connect_sse(c, "POST", "/v1/runs", json={"task": TASK}) as source,
+    ):
+        got = events_of(source.response)
+    retrying = [data for _, name, data in got if name == "retrying"]
+    assert retrying and retrying[0]["attempt"] == 1 and retrying[0]["error_type"] == "RateLimitError"
+    assert got[-1][2]["result"]["stop_reason"] == "end_turn"
+
+
+def test_only_allow_listed_metadata_reaches_the_server_span(sim: Simulator, spans) -> None:
+    with serve(slow_agent(), sim, metadata_attributes=("team",)) as s, s.client() as c:
+        body = c.post("/v1/runs", json={"task": TASK, "metadata": {"team": "search", "email": "a@b.c"}}).json()
+    (server,) = wait_for(
+        lambda: [x for x in spans.get_finished_spans() if x.attributes.get(n.AW_SERVE_RUN_ID) == body["run_id"]],
+        "the server span",
+    )
+    assert server.attributes[n.AW_REQUEST_METADATA_PREFIX + "team"] == "search"
+    every_value = [str(v) for x in spans.get_finished_spans() for v in (x.attributes or {}).values()]
+    assert not [v for v in every_value if "a@b.c" in v]
