@@ -159,8 +159,15 @@ def test_one_trace_from_the_caller_through_the_server_span_to_chat_and_tools(ser
     assert body["trace_id"] == format(caller_ctx.trace_id, "032x")
     assert response.headers["traceparent"].split("-")[1] == body["trace_id"]
     root = _root(spans, body["trace_id"])
+    (server,) = wait_for(  # the server span ends once the response is sent, maybe after the client has it
+        lambda: [
+            s
+            for s in spans.get_finished_spans()
+            if s.name == "POST /v1/runs" and s.context.trace_id == caller_ctx.trace_id
+        ],
+        "the server span",
+    )
     in_trace = [s for s in spans.get_finished_spans() if s.context.trace_id == caller_ctx.trace_id]
-    (server,) = [s for s in in_trace if s.name == "POST /v1/runs"]
     assert server.kind is trace.SpanKind.SERVER and server.parent.span_id == caller_ctx.span_id
     assert root.parent.span_id == server.context.span_id
     assert server.attributes[n.AW_TENANT] == "alpha" and server.attributes[n.AW_SERVE_RUN_ID] == body["run_id"]

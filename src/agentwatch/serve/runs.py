@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import time
 import uuid
@@ -92,7 +93,7 @@ class Run:
         first = self.events[0].id
         if after < first - 1:
             raise EventsGone(f"events {after + 1}..{first - 1} of run {self.id} are no longer kept")
-        return list(self.events)[max(0, after - first + 1) :]
+        return list(itertools.islice(self.events, max(0, after - first + 1), None))
 
     async def follow(self, after: int) -> AsyncIterator[Event]:
         """Replay events after ``after``, then yield new ones live until ``run_finished``."""
