@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from agentwatch.telemetry import names as n
+from serve.process import start_serve
 
-from .binaries import REPO
-from .stack import HOST, Jaeger, PortTaken, start_on_free_ports, wait_until
+from .stack import Jaeger, wait_until
 
 pytestmark = pytest.mark.e2e
 KEY = "e2e-tenant-key-0123456789"
@@ -30,34 +28,12 @@ def service(jaeger: Jaeger, tmp_path) -> Iterator[str]:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_SERVICE_NAME": "agentwatch-serve-e2e",
     }
-    log = tmp_path / "serve.log"
-
-    def start(ports: list[int]) -> tuple[subprocess.Popen[bytes], str]:
-        command = [sys.executable, "-m", "agentwatch.cli", "serve", "agentwatch.demo:demo_agent", "--sim"]
-        process = subprocess.Popen(
-            [*command, "--port", str(ports[0])], cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-        )
-        url = f"http://{HOST}:{ports[0]}"
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                return True
-            try:
-                return httpx.get(url + "/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 60, what="the service to be ready")
-        if process.poll() is not None:
-            raise PortTaken(log.read_text()[-1000:])
-        return process, url
-
-    process, url = start_on_free_ports(1, start)
+    process, url = start_serve(["agentwatch.demo:demo_agent", "--sim"], env, tmp_path / "serve.log")
     try:
         yield url
     finally:
         process.terminate()
-        assert process.wait(60) == 0, log.read_text()[-2000:]
+        assert process.wait(60) == 0, (tmp_path / "serve.log").read_text()[-2000:]
 
 
 def test_a_served_run_is_one_trace_in_jaeger_from_the_callers_traceparent(jaeger: Jaeger, service: str) -> None:

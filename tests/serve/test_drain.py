@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -20,18 +18,10 @@ from agentwatch.telemetry import names as n
 from .agents import wait_task
 from .conftest import DEADLINE_S, KEY_A, KEYS, wait_for
 from .otlp_sink import OtlpSink
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .process import start_serve
 
 
 def start_service(sink: OtlpSink, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The service in its own process; retried on a fresh port if another process took ours first."""
     env = {
         **os.environ,
         "AGENTWATCH_API_KEYS": KEYS,
@@ -39,25 +29,7 @@ def start_service(sink: OtlpSink, log: Path) -> tuple[subprocess.Popen[bytes], s
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_METRIC_EXPORT_INTERVAL": "60000",
     }
-    for _ in range(3):
-        port = free_port()
-        command = [sys.executable, "-m", "agentwatch.cli", "serve", "tests/serve/agents.py:slow_agent", "--sim"]
-        command += ["--port", str(port), "--drain-timeout", "10"]
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-
-        def ready(process: subprocess.Popen[bytes] = process, url: str = url) -> bool:
-            if process.poll() is not None:
-                return True
-            try:
-                return httpx.get(url + "/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, "the service to be ready", timeout_s=60)
-        if process.poll() is None:
-            return process, url
-    raise AssertionError(f"the service did not start: {log.read_text()[-2000:]}")
+    return start_serve(["tests/serve/agents.py:slow_agent", "--sim", "--drain-timeout", "10"], env, log)
 
 
 def follow(url: str, task: str, started: threading.Event, out: list[tuple[str, dict]]) -> None:
