@@ -205,3 +205,22 @@ def test_concurrency_limits_per_tenant_and_server_wide_get_429_with_retry_after(
             for stream in held:
                 stream.__exit__(None, None, None)
     wait_for(lambda: httpx.get(served.url + "/readyz").json()["runs"] == 0, "the held runs to be cancelled")
+
+
+def test_a_page_on_an_allowed_origin_may_call_the_api(sim: Simulator) -> None:
+    origin = "http://dashboard.example"
+    with serve(slow_agent(), sim, cors_origins=(origin,)) as s, s.client() as c:
+        preflight = c.options(
+            "/v1/runs",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin
+        response = c.post("/v1/runs", json={"task": TASK}, headers={"Origin": origin})
+        assert response.headers["access-control-allow-origin"] == origin
+        assert "X-Run-Id" in response.headers["access-control-expose-headers"]
+        other = c.post("/v1/runs", json={"task": TASK}, headers={"Origin": "http://elsewhere.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -22,6 +22,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -323,7 +325,18 @@ def create_app(
         Route("/v1/runs/{run_id}", service.get_run, methods=["GET"]),
         Route("/v1/runs/{run_id}/events", service.run_events, methods=["GET"]),
     ]
+    # A page served from another origin (its base URL set to this service) needs CORS; the key goes in a header.
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "x-api-key", "Content-Type", "Last-Event-ID", "traceparent", "Prefer"],
+        expose_headers=["X-Run-Id", "X-Trace-Id", "traceparent"],
+    )
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error, Exception: _http_error}
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[cors] if settings.cors_origins else [],
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )
     return OpenTelemetryMiddleware(app, excluded_urls="healthz,readyz", exclude_spans=["send", "receive"])

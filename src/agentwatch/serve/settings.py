@@ -78,6 +78,9 @@ class ServeSettings:
     jaeger_url: str = _setting(
         "AGENTWATCH_SERVE_JAEGER_URL", "http://localhost:16686", str, "Jaeger UI base URL for the page's trace links"
     )
+    cors_origins: tuple[str, ...] = _setting(
+        "AGENTWATCH_SERVE_CORS_ORIGINS", (), parse_names, "other origins whose pages may call the API (CORS)"
+    )
     metadata_attributes: tuple[str, ...] = _setting(
         "AGENTWATCH_SERVE_METADATA_ATTRIBUTES", (), parse_names, "metadata keys recorded on the server span"
     )
