@@ -71,6 +71,7 @@ def role_bare(base_url: str, concurrency: int, count: int, log_file: str) -> Non
     async def batch(n: int) -> tuple[list[float], int]:
         gate = asyncio.Semaphore(concurrency)
         latencies: list[float] = []
+        outside: list[float] = []
         errors = 0
 
         async def one() -> None:
@@ -79,19 +80,21 @@ def role_bare(base_url: str, concurrency: int, count: int, log_file: str) -> Non
                 started = time.perf_counter()
                 result = await agent.arun(DEMO_TASK, client=client)
                 latencies.append(time.perf_counter() - started)
+                outside.append(latencies[-1] - result.duration_s)
                 errors += 0 if result.ok else 1
 
         await asyncio.gather(*(one() for _ in range(n)))
-        return latencies, errors
+        return latencies, outside, errors
 
     async def main() -> None:
         await batch(concurrency)  # warm-up
         print("READY", flush=True)
         sys.stdin.readline()  # the driver has taken the idle RSS
         cpu0, wall0 = _cpu_self(), time.perf_counter()
-        latencies, errors = await batch(count)
+        latencies, outside, errors = await batch(count)
         wall, cpu = time.perf_counter() - wall0, _cpu_self() - cpu0
-        print(json.dumps({"latencies": latencies, "errors": errors, "wall_s": wall, "cpu_s": cpu}), flush=True)
+        out = {"latencies": latencies, "outside": outside, "errors": errors, "wall_s": wall, "cpu_s": cpu}
+        print(json.dumps(out), flush=True)
 
     asyncio.run(main())
 
@@ -107,6 +110,7 @@ def role_load(url: str, concurrency: int, count: int) -> None:
         async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=120) as client:
             gate = asyncio.Semaphore(concurrency)
             latencies: list[float] = []
+            outside: list[float] = []
             errors: dict[str, int] = {}
 
             async def one() -> None:
@@ -116,6 +120,8 @@ def role_load(url: str, concurrency: int, count: int) -> None:
                         response = await client.post("/v1/runs", json={"task": DEMO_TASK})
                         ok = response.status_code == 200 and response.json()["stop_reason"] == "end_turn"
                         kind = "" if ok else str(response.status_code)
+                        if ok:
+                            outside.append(time.perf_counter() - started - response.json()["duration_s"])
                     except httpx.HTTPError as exc:
                         kind = type(exc).__name__
                     latencies.append(time.perf_counter() - started)
@@ -125,7 +131,8 @@ def role_load(url: str, concurrency: int, count: int) -> None:
             started = time.perf_counter()
             await asyncio.gather(*(one() for _ in range(count)))
             wall = time.perf_counter() - started
-        out = {"latencies": latencies, "errors": sum(errors.values()), "kinds": errors, "wall_s": wall}
+        out = {"latencies": latencies, "outside": outside, "errors": sum(errors.values()), "kinds": errors}
+        out["wall_s"] = wall
         print(json.dumps({**out, "cpu_s": _cpu_self()}))
 
     asyncio.run(main())
@@ -173,10 +180,21 @@ def _python(*args: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *args], text=True, cwd=REPO, **kw)
 
 
-def _summary(latencies: list[float], own_s: float, wall_s: float, count: int) -> dict[str, float]:
-    added = sorted(latency - own_s for latency in latencies)
-    p99 = added[min(len(added) - 1, int(0.99 * len(added)))]
-    return {"runs_per_s": count / wall_s, "added_p50_ms": statistics.median(added) * 1000, "added_p99_ms": p99 * 1000}
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def _summary(out: dict[str, Any], own_s: float, count: int) -> dict[str, float]:
+    """Latency over the simulator's own time, and over the run's own ``duration_s`` (what is outside the run)."""
+    added = [latency - own_s for latency in out["latencies"]]
+    return {
+        "runs_per_s": count / out["wall_s"],
+        "added_p50_ms": statistics.median(added) * 1000,
+        "added_p99_ms": _p99(added) * 1000,
+        "outside_p50_ms": statistics.median(out["outside"]) * 1000,
+        "outside_p99_ms": _p99(out["outside"]) * 1000,
+    }
 
 
 def measure_service(base_url: str, concurrency: int, count: int, own_s: float, log_file: str) -> dict[str, Any]:
@@ -208,7 +226,7 @@ def measure_service(base_url: str, concurrency: int, count: int, own_s: float, l
         service.terminate()
         service.wait(60)
     return {
-        **_summary(out["latencies"], own_s, out["wall_s"], count),
+        **_summary(out, own_s, count),
         "cpu_s_per_run": cpu / count,
         "rss_kib_per_inflight_run": max(0.0, rss.peak - idle) * 1024 / concurrency,
         "errors": out["errors"],
@@ -232,7 +250,7 @@ def measure_bare(base_url: str, concurrency: int, count: int, own_s: float, log_
         bare.kill()
         bare.wait()
     return {
-        **_summary(out["latencies"], own_s, out["wall_s"], count),
+        **_summary(out, own_s, count),
         "cpu_s_per_run": out["cpu_s"] / count,
         "rss_kib_per_inflight_run": max(0.0, rss.peak - idle) * 1024 / concurrency,
         "errors": out["errors"],
@@ -313,10 +331,14 @@ def main() -> int:
 
 def _print_level(concurrency: int, count: int, service: dict[str, Any], bare: dict[str, Any]) -> None:
     print(f"\nconcurrency {concurrency}, {count} runs")
-    print(f"  {'':8} {'runs/s':>8} {'added p50':>10} {'added p99':>10} {'CPU-ms/run':>11} {'KiB/run':>8} errors")
+    print(
+        f"  {'':8} {'runs/s':>8} {'added p50':>10} {'added p99':>10} {'outside p50':>12} {'outside p99':>12}"
+        f" {'CPU-ms/run':>11} {'KiB/run':>8} errors"
+    )
     for name, row in (("service", service), ("bare", bare)):
         print(
             f"  {name:8} {row['runs_per_s']:8.1f} {row['added_p50_ms']:8.1f}ms {row['added_p99_ms']:8.1f}ms "
+            f"{row['outside_p50_ms']:10.1f}ms {row['outside_p99_ms']:10.1f}ms "
             f"{row['cpu_s_per_run'] * 1000:11.2f} {row['rss_kib_per_inflight_run']:8.1f} {row['errors']}"
         )
     ratio = service["runs_per_s"] / bare["runs_per_s"]
