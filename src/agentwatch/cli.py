@@ -1,4 +1,4 @@
-"""The ``agentwatch`` command: ``demo``, ``run``, ``sim`` and ``eval``."""
+"""The ``agentwatch`` command: ``demo``, ``run``, ``sim``, ``eval`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -163,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices["eval"].set_defaults(handler=run_eval_command)
     except ImportError:  # pragma: no cover - evals always ship with the package
         pass
+    try:
+        from agentwatch.serve.cli import add_serve_parser
+
+        add_serve_parser(sub)
+    except ImportError as missing:  # the serve extra is not installed
+        need = (
+            f"`agentwatch serve` needs the `serve` extra ({missing.name} is missing): pip install 'agentwatch[serve]'"
+        )
+        sub.add_parser("serve", help="serve an agent over HTTP (needs the serve extra)").set_defaults(
+            handler=lambda _args: sys.exit(need)
+        )
     return parser
 
 

@@ -98,6 +98,7 @@ SERVICE_SCHEMA = {
         },
         "restart": {"enum": ["no", "always", "on-failure", "unless-stopped"]},
         "profiles": {"type": "array", "items": {"type": "string"}},
+        "stop_grace_period": {"type": "string"},
     },
 }
 COMPOSE_SCHEMA = {
@@ -150,7 +151,7 @@ def test_compose_builds_exist_and_base_image_is_pinned() -> None:
         assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
         bases = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), flags=re.M)
         assert bases and all(":" in b and not b.endswith(":latest") for b in bases), bases
-        assert "python:3.11-slim" in bases
+        assert any(re.fullmatch(r"python:3\.11\.\d+-slim-\w+", b) for b in bases), bases  # an exact tag
 
 
 def test_compose_healthchecks_and_dependencies() -> None:
@@ -200,10 +201,9 @@ def test_compose_wires_the_shipped_configs() -> None:
     assert mounts["./dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
     assert f"-config.file={mounts['./loki/config.yaml']}" in services["loki"]["command"]
-    # The traffic generator exports to the collector's OTLP/HTTP port.
-    trafficgen = services["trafficgen"]
-    assert trafficgen["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
-    assert trafficgen["command"] == ["agentwatch", "demo", "--loop"]
+    # The agent service and the traffic generator export to the collector's OTLP/HTTP port.
+    for name in ("agent", "trafficgen"):
+        assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
     # Alertmanager's webhook is the compose alert-sink.
     hook = load_yaml("prometheus", "alertmanager.yml")["receivers"][0]["webhook_configs"][0]["url"]
     assert hook.startswith("http://alert-sink:9095/")
@@ -271,6 +271,51 @@ def test_docker_compose_config_accepts_the_file() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- the agent service (agentwatch serve) and its traffic generator -------------------------------
+def dockerfile_instructions() -> dict[str, str]:
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-Z]+)\s+(.*)$", text, flags=re.M)}
+
+
+def test_the_image_runs_the_service_as_non_root_with_a_healthcheck_and_sigterm() -> None:
+    found = dockerfile_instructions()
+    assert found["USER"] not in {"root", "0"}
+    assert "/healthz" in found["HEALTHCHECK"] and found["STOPSIGNAL"] == "SIGTERM"
+    command = json.loads(found["CMD"])
+    assert command[:2] == ["agentwatch", "serve"] and "--sim" in command
+    assert "scripts/serve_traffic.py" in (REPO / "Dockerfile").read_text()  # the traffic generator ships too
+
+
+def test_compose_serves_the_agent_with_keys_and_the_traffic_generator_calls_it_over_http() -> None:
+    import dataclasses
+
+    from agentwatch.refs import load_agent
+    from agentwatch.serve.auth import ApiKeys, require_safe_exposure
+    from agentwatch.serve.settings import ServeSettings
+
+    services = compose()["services"]
+    agent, trafficgen = services["agent"], services["trafficgen"]
+    command = agent["command"]
+    assert command[:2] == ["agentwatch", "serve"]
+    load_agent(command[2])  # the reference the container serves loads
+    env = {k: str(v) for k, v in agent["environment"].items()}
+    known = {f.metadata["env"] for f in dataclasses.fields(ServeSettings)}
+    assert {k for k in env if k.startswith("AGENTWATCH_")} <= known, "an AGENTWATCH_* variable no setting reads"
+    settings = ServeSettings.from_env(env)
+    host = command[command.index("--host") + 1]
+    require_safe_exposure(ApiKeys.load(settings.api_keys, settings.api_keys_file), host, False)  # keys are set
+    port = command[command.index("--port") + 1]
+    assert f"127.0.0.1:{port}:{port}" in agent["ports"] and f":{port}/healthz" in " ".join(agent["healthcheck"]["test"])
+    grace = int(agent["stop_grace_period"].rstrip("s"))
+    assert grace > settings.drain_timeout_s, "compose must wait longer than the drain before it kills the service"
+    assert trafficgen["command"][:2] == ["python", "/app/scripts/serve_traffic.py"]
+    assert trafficgen["command"][trafficgen["command"].index("--target") + 1] == f"http://agent:{port}"
+    assert trafficgen["depends_on"]["agent"]["condition"] == "service_healthy"
+    tenant_key = settings.api_keys.split(":", 1)[1]
+    assert trafficgen["environment"]["AGENTWATCH_TRAFFIC_API_KEY"] == tenant_key
+    assert (REPO / "scripts" / "serve_traffic.py").is_file()
 
 
 # --- Grafana provisioning and dashboards ---------------------------------------------------------

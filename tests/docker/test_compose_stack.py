@@ -24,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICE = "agentwatch-demo"  # OTEL_SERVICE_NAME of the trafficgen service
+SERVICE = "agentwatch-serve"  # OTEL_SERVICE_NAME of the agent service (it runs the agents)
 GRAFANA_AUTH = "Basic " + base64.b64encode(b"admin:admin").decode()
 
 

@@ -141,6 +141,11 @@ AW_SHADOW_TOOLS_MATCH: Final = "agentwatch.shadow.tools_match"
 AW_SHADOW_STOP_REASON_MATCH: Final = "agentwatch.shadow.stop_reason_match"
 AW_SHADOW_COST_DELTA_USD: Final = "agentwatch.shadow.cost_delta_usd"
 AW_SHADOW_LATENCY_DELTA_S: Final = "agentwatch.shadow.latency_delta_s"
+# Serve (HTTP server span attributes): the caller's tenant (never a metric label: cardinality), the run id,
+# and request metadata keys allow-listed by AGENTWATCH_SERVE_METADATA_ATTRIBUTES (prefix + key).
+AW_TENANT: Final = "agentwatch.tenant"
+AW_SERVE_RUN_ID: Final = "agentwatch.serve.run_id"
+AW_REQUEST_METADATA_PREFIX: Final = "agentwatch.request.metadata."
 
 # Values of agentwatch.rollout.role.
 ROLE_PRIMARY: Final = "primary"
@@ -210,4 +215,6 @@ LOG_EVAL_RESULT: Final = "eval_result"
 LOG_SHADOW_RESULT: Final = "shadow_result"
 LOG_CANARY_ROLLBACK: Final = "canary_rollback"
 LOG_CANARY_PROMOTE: Final = "canary_promote"
+LOG_SERVE_DRAIN_START: Final = "serve_drain_start"
+LOG_SERVE_DRAIN_END: Final = "serve_drain_end"
 LOG_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"  # opt-in content event
