@@ -4,7 +4,6 @@ them. The fuzz target: any YAML or JSONL text loads or raises ``DatasetError``, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import string
 import tracemalloc
@@ -14,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentwatch.evals.cli import EXIT_USAGE, add_eval_parser
+from agentwatch.evals.cli import EXIT_USAGE
 from agentwatch.evals.dataset import MAX_DEPTH, MAX_MESSAGE_CHARS, DatasetError, load_dataset
 from agentwatch.evals.scorers import SCORER_KINDS
 
-AGENT = f"{Path(__file__).resolve().parents[2] / 'examples' / 'evals' / 'agent.py'}:agent"
+from .test_eval_cli import AGENT
+from .test_eval_cli import run as cli
 
 
 def alias_bomb(levels: int) -> str:
@@ -50,14 +50,6 @@ def load_bounded(path: Path, max_mb: float = 64) -> DatasetError:
         tracemalloc.stop()
     assert peak < max_mb * 1e6, f"peak {peak / 1e6:.0f} MB"
     return caught.value
-
-
-def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="agentwatch")
-    add_eval_parser(parser.add_subparsers())
-    args = parser.parse_args(["eval", *argv])
-    status: int = args.func(args)
-    return status
 
 
 @pytest.mark.parametrize("levels", [7, 9])
