@@ -307,3 +307,22 @@ async def test_the_eval_json_report_carries_no_key_from_a_failed_run(gateway, tm
         assert "invalid x-api-key Bearer [REDACTED]" in trial.answer
     (tmp_path / "report.json").write_text(report.to_json())
     assert leaks(report.to_json(), trial.answer) == []
+
+
+# --- the scan itself --------------------------------------------------------------------------------
+def test_the_secret_scan_finds_keys_that_bypass_the_redactor(secret_scan, tmp_path: Path) -> None:
+    """The fixture every test here runs under catches a raw SDK exception event, a raw metric attribute
+    and a URL-encoded key in a written file (then starts over, so this test's own teardown passes)."""
+    from opentelemetry import metrics, trace
+
+    span = trace.get_tracer("raw").start_span("leaky")
+    span.record_exception(ValueError(f"Illegal header value b'Bearer {API_KEY}\\n'"))
+    span.end()
+    metrics.get_meter("raw").create_counter("raw.leaks").add(1, {"detail": f"Bearer {PLANTED_KEY}"})
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"answer": urllib.parse.quote(PLANTED_KEY + "\n", safe="")}))
+
+    found = secret_scan.leaks()
+    assert [f.split(":")[0] for f in found] == ["span 'leaky'", "metric 'raw.leaks'", "file report.json"], found
+    report.unlink()
+    secret_scan.start()
