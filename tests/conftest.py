@@ -22,13 +22,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentwatch.sim import Simulator
 from agentwatch.telemetry.logs import JsonFormatter
+from secret_scan import PLANTED_KEY, SecretScan, SpanCapture, delta_reader
 
 SPAN_EXPORTER = InMemorySpanExporter()
 METRIC_READER = InMemoryMetricReader()
+SCAN_METRIC_READER = delta_reader()  # each collection: only the series measured since the last one
+SPAN_CAPTURE = SpanCapture()
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(SPAN_EXPORTER))
+_provider.add_span_processor(SPAN_CAPTURE)
 trace.set_tracer_provider(_provider)
-metrics.set_meter_provider(MeterProvider(metric_readers=[METRIC_READER]))
+metrics.set_meter_provider(MeterProvider(metric_readers=[METRIC_READER, SCAN_METRIC_READER]))
 
 
 class JsonCapture(logging.Handler):
@@ -92,6 +96,24 @@ def metric_unit(name: str) -> str | None:
 
 def by_name(finished: list[ReadableSpan] | tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
     return [s for s in finished if s.name.startswith(prefix)]
+
+
+@pytest.fixture
+def secret_scan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretScan]:
+    """Plant an API key (``ANTHROPIC_API_KEY``, and ``runner.support.API_KEY`` for explicit clients) and
+    fail the test if any form of it reaches a span, metric, log record or file under ``tmp_path``.
+    Autouse in the telemetry, runner and evals folders (see tests/secret_scan.py)."""
+    from runner.support import API_KEY
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLANTED_KEY)
+    scan = SecretScan((PLANTED_KEY, API_KEY), SPAN_CAPTURE, SCAN_METRIC_READER)
+    if "tmp_path" in request.fixturenames:
+        scan.tmp_path = request.getfixturevalue("tmp_path")
+    scan.start()
+    yield scan
+    leaks = scan.leaks()
+    if leaks:
+        pytest.fail(SecretScan.describe(leaks), pytrace=False)
 
 
 @pytest.fixture(scope="session")

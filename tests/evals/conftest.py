@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from secret_scan import SecretScan
+
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
@@ -19,3 +21,8 @@ def metric_points(pytestconfig: pytest.Config) -> Callable[..., list[Any]]:
     assert root is not None, f"{ROOT_CONFTEST} is not loaded"
     points: Callable[..., list[Any]] = root.metric_points
     return points
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_leaks(secret_scan: SecretScan) -> None:
+    """Every test here fails if the planted API key reaches a span, metric, log record or written file."""

@@ -18,12 +18,15 @@ YAML::
         tags: [facts]
 
 JSONL: one case object per line (the ``cases`` entries above); the dataset is named after the file.
-A bad file raises ``DatasetError`` whose message names the file and line and says what is wrong.
+A bad file raises ``DatasetError`` whose message names the file and line and says what is wrong; so
+does a hostile one: nesting past ``MAX_DEPTH`` levels, or YAML aliases expanding past ``MAX_VALUES``
+values (an "alias bomb"), is refused before anything walks or prints the expanded data.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +42,10 @@ from pydantic import (
 )
 
 from agentwatch.evals.scorers import Scorer, expand_expectation
+
+MAX_DEPTH = 32  # nesting levels (a case with tool inputs needs about six)
+MAX_VALUES = 100_000  # values after YAML aliases are expanded
+MAX_MESSAGE_CHARS = 300  # per problem in a DatasetError
 
 
 class DatasetError(ValueError):
@@ -124,15 +131,17 @@ def load_dataset(path: str | Path) -> Dataset:
 
 def _load_yaml(path: Path, text: str, context: dict[str, Any]) -> Dataset:
     try:
+        _check_nesting(path, yaml.parse(text, Loader=yaml.SafeLoader))  # before compose, which recurses
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.SafeLoader("").construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise DatasetError(f"{path}:{line} not valid YAML: {problem}") from None
+        raise DatasetError(f"{path}:{line} not valid YAML: {_clip(problem)}") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path}:1: a dataset is a mapping with 'cases: [...]' at the top level.")
+    _check_size(path, data, lambda loc: _yaml_line(root, loc))
     data = {"name": path.stem, **data, "path": str(path)}
     try:
         return Dataset.model_validate(data, context=context)
@@ -149,14 +158,67 @@ def _load_jsonl(path: Path, text: str, context: dict[str, Any]) -> Dataset:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}:{number}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise DatasetError(f"{path}:{number}: {_TOO_DEEP}") from None
+        _check_size(path, raw, _at(number))
         try:
             cases.append(EvalCase.model_validate(raw, context=context))
         except ValidationError as exc:
-            raise DatasetError(_describe(exc, path, lambda _loc, n=number: n)) from None
+            raise DatasetError(_describe(exc, path, _at(number))) from None
     try:
         return Dataset.model_validate({"name": path.stem, "cases": cases, "path": str(path)}, context=context)
     except ValidationError as exc:
         raise DatasetError(_describe(exc, path, lambda _loc: None)) from None
+
+
+def _at(line: int) -> Callable[[tuple[int | str, ...]], int]:
+    """A ``line_of`` for a JSONL case: every location is on its line."""
+    return lambda _loc: line
+
+
+_TOO_DEEP = f"values nest more than {MAX_DEPTH} levels deep; a dataset needs a handful, flatten this one"
+
+
+def _check_nesting(path: Path, events: Iterator[yaml.Event]) -> None:
+    """Refuse YAML nested deeper than ``MAX_DEPTH`` (read as a stream of events: nothing recurses)."""
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else ""
+                raise DatasetError(f"{path}:{line}: {_TOO_DEEP}")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_size(path: Path, data: Any, line_of: Callable[[tuple[int | str, ...]], int | None]) -> None:
+    """Refuse data that expands to more than ``MAX_VALUES`` values or ``MAX_DEPTH`` levels, as YAML
+    aliases (``&a [*b, *b, …]``) or a self-referencing alias can: the walk stops at the limit, so
+    checking costs at most ``MAX_VALUES`` steps, however large the expansion."""
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(data, ())]
+    count = 0
+    while stack:
+        value, loc = stack.pop()
+        count += 1
+        if count > MAX_VALUES or len(loc) > MAX_DEPTH:
+            line = line_of(tuple(p for p in loc if isinstance(p, int | str)))
+            where = f"{path}:{line if line is not None else ''}"
+            if len(loc) > MAX_DEPTH:
+                raise DatasetError(f"{where}: {_TOO_DEEP} (a YAML alias that refers to itself?)")
+            raise DatasetError(
+                f"{where}: the dataset expands to more than {MAX_VALUES:,} values; YAML aliases (*name) "
+                "repeating nested anchors multiply, write the values out instead"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, (*loc, k if isinstance(k, str | int) else repr(k)[:40])) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*loc, i)) for i, v in enumerate(value))
+
+
+def _clip(text: str) -> str:
+    """``text`` cut to ``MAX_MESSAGE_CHARS``: an error message never carries a whole hostile value."""
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + f"… ({len(text):,} chars)"
 
 
 def _describe(exc: ValidationError, path: Path, line_of: Any) -> str:
@@ -166,7 +228,7 @@ def _describe(exc: ValidationError, path: Path, line_of: Any) -> str:
         loc = _clean_loc(error["loc"])
         line = line_of(loc)
         where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
-        message = error["msg"].removeprefix("Value error, ")
+        message = _clip(error["msg"].removeprefix("Value error, "))
         lines.append(f"{path}:{line if line is not None else ''}: {where or 'dataset'}: {message}")
     more = len(exc.errors()) - 5
     return "\n".join(lines) + (f"\n… and {more} more error(s)" if more > 0 else "")

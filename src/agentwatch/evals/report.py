@@ -15,13 +15,27 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentwatch.telemetry.content import redact
 
 SCHEMA_VERSION = 1
 
 
 class _Model(BaseModel):
+    """Every report model: its strings (answers, errors, explanations, tasks…) pass through the redactor,
+    so no rendering of a report (JSON, JUnit, Markdown, table) can carry a key an error quoted."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _redacted(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, list) and any(isinstance(item, str) for item in value):
+            return [redact(item) if isinstance(item, str) else item for item in value]
+        return value
 
 
 class ScoreReport(_Model):

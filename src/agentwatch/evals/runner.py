@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from opentelemetry.metrics import Counter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from agentwatch import __version__
 from agentwatch.evals.dataset import Dataset, EvalCase
@@ -38,7 +38,7 @@ from agentwatch.evals.report import (
 from agentwatch.evals.scorers import Score, ScoreContext
 from agentwatch.result import RunResult
 from agentwatch.telemetry import names as n
-from agentwatch.telemetry.content import ContentPolicy, redact
+from agentwatch.telemetry.content import ContentPolicy, mark_span_error, redact
 from agentwatch.telemetry.instruments import counter
 from agentwatch.telemetry.logs import logger
 from agentwatch.telemetry.recorder import tracer
@@ -142,9 +142,7 @@ async def _run_trial(
             result = await agent.arun(case.task, client=client)
         except Exception as exc:
             error = redact(f"{type(exc).__name__}: {exc}")
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, error[:512]))
-            span.set_attribute(n.ERROR_TYPE, type(exc).__name__)
+            mark_span_error(span, type(exc).__name__, error, exc)
             _record_outcome(span, dataset, agent, passed=False)
             return TrialReport(
                 trial=trial,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -465,6 +466,10 @@ SCORER_KINDS: tuple[str, ...] = (
 )
 
 
+_BRIEF = reprlib.Repr()  # a repr of bounded size for any value (keyword arguments need Python 3.12)
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxstring, _BRIEF.maxother = 3, 4, 4, 60, 60
+
+
 def expand_expectation(item: Any) -> Any:
     """Turn a dataset's ``{kind: arguments}`` item into the tagged mapping the ``Scorer`` union reads."""
     if isinstance(item, BaseScorer):
@@ -472,7 +477,7 @@ def expand_expectation(item: Any) -> Any:
     if not isinstance(item, dict) or len(item) != 1:
         raise ValueError(
             "each expectation is a mapping with exactly one key, the scorer kind, e.g. "
-            f'\'- contains_all: ["8", "billion"]\'; got {item!r}'
+            f'\'- contains_all: ["8", "billion"]\'; got {_BRIEF.repr(item)}'
         )
     ((kind, value),) = item.items()
     if kind not in SCORER_KINDS:

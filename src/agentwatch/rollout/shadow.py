@@ -35,7 +35,7 @@ from agentwatch.result import RunResult
 from agentwatch.rollout.hashing import in_share
 from agentwatch.rollout.telemetry import instruments
 from agentwatch.telemetry import names as n
-from agentwatch.telemetry.content import redact
+from agentwatch.telemetry.content import mark_span_error, redact
 from agentwatch.telemetry.logs import logger
 from agentwatch.telemetry.recorder import tracer
 
@@ -350,9 +350,7 @@ class Shadow:
                 attributes.update(_divergence_attributes(divergence))
             span.set_attributes(attributes)
             if error is not None:
-                span.set_attribute(n.ERROR_TYPE, error_type or "error")
-                span.record_exception(error, attributes={"exception.message": message or ""})
-                span.set_status(trace.Status(trace.StatusCode.ERROR, message))
+                mark_span_error(span, error_type or "error", message or "", error)
         finally:
             span.end()
         self._count(error_type, candidate, divergence)

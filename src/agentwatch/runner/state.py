@@ -18,6 +18,7 @@ from agentwatch.result import RunResult, StopReason, ToolCall, Usage
 from agentwatch.runner import retry
 from agentwatch.runner.guards import Allowance, Guards, Stop
 from agentwatch.runner.routing import Route, RouteContext
+from agentwatch.telemetry.content import redact
 from agentwatch.tools import ToolOutcome
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ class RunState:
                     failed = retry.error_type(exc)
                     why = f"the API call failed ({failed}) and the run's {timeout} leaves no time to retry"
                 return Stop(StopReason.TIMEOUT, why, "timeout")
-        detail = describe_api_error(exc, self.base_url)
+        detail = redact(describe_api_error(exc, self.base_url))  # API errors may quote the key back
         if attempts > 1:
             detail += f" (after {attempts} attempts)"
         return Stop(StopReason.ERROR, detail, error_type=retry.error_type(exc))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import select
 import socket
 import sys
@@ -25,8 +24,9 @@ from urllib.parse import urlsplit
 from agentwatch.sim import protocol, script, validation
 from agentwatch.sim.faults import Fault, FaultPicker, FaultPlan, error_reply
 from agentwatch.sim.usage import CacheLedger, count_input_tokens, output_tokens
+from agentwatch.telemetry.logs import child_logger
 
-logger = logging.getLogger("agentwatch.sim")
+logger = child_logger("sim")
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"

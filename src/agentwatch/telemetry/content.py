@@ -2,8 +2,8 @@
 
 Content is off unless ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` says otherwise
 (``NO_CONTENT`` default, ``SPAN_ONLY``, ``EVENT_ONLY``, ``SPAN_AND_EVENT``). The redactor also runs
-over every error message the telemetry records, content capture or not, so secrets that an exception
-carries never reach a span or a log.
+over every error message, stack trace, status, log record, metric attribute and eval report agentwatch
+writes, content capture or not, so secrets that an exception carries never reach telemetry or a report.
 """
 
 from __future__ import annotations
@@ -12,27 +12,57 @@ import functools
 import json
 import os
 import re
+import traceback
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from opentelemetry.trace import Span, Status, StatusCode
+
+from agentwatch.telemetry import names as n
+
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MAX_CHARS_ENV = "AGENTWATCH_CONTENT_MAX_CHARS"
 DEFAULT_MAX_CHARS = 8192
+MAX_STATUS_CHARS = 512
+MAX_MESSAGE_CHARS = 2048
+MAX_STACKTRACE_CHARS = 16384
 
-# API-key-like strings: Anthropic keys, bearer tokens, and generic long secrets after "key"/"token".
-_SECRET_PATTERNS = re.compile(
-    r"sk-ant-[A-Za-z0-9_\-]{8,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,}"
-    r"|(?i:(?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._\-]{8,}"
+# API-key-like strings in every form they turn up in: raw, before a newline or inside a bytes repr
+# (``b'Bearer sk-ant-…\\n'``), URL-encoded (``-`` as ``%2D``, a space as ``%20`` or ``+``), after
+# ``Bearer``, and as the value of anything named like a key, token, secret or password.
+_DASH = r"(?:-|%2[dD])"
+_KEY_CHAR = r"(?:[A-Za-z0-9_]|-|%2[dD]|%5[fF])"
+_SECRET_SHAPES = (
+    rf"sk{_DASH}ant{_DASH}{_KEY_CHAR}{{8,}}"
+    r"|(?i:bearer)(?:\s|%20|\+)+[A-Za-z0-9._~+/=%\-]{16,}"
+    r"|(?i:(?:api[_-]?key|auth[_-]?token|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._\-]{8,}"
 )
+MIN_SECRET_CHARS = 8  # no shape above, and no masked credential value, is shorter
 MASK = "[REDACTED]"
+# Environment variables whose values are credentials: masked wherever they appear, whatever their shape.
+SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 
 def mask_secrets(text: str) -> str:
-    """The default redactor: replaces API-key-like substrings with ``[REDACTED]``. Never raises."""
-    return _SECRET_PATTERNS.sub(MASK, text)
+    """The default redactor: replaces API-key-like substrings, and the values of ``SECRET_ENV_VARS`` (raw
+    or URL-encoded), with ``[REDACTED]``. Never raises."""
+    if len(text) < MIN_SECRET_CHARS:
+        return text
+    return _secrets_pattern(tuple([os.environ.get(name, "") for name in SECRET_ENV_VARS])).sub(MASK, text)
+
+
+@functools.lru_cache(maxsize=8)
+def _secrets_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
+    """The secret shapes, and these credential values in their raw and URL-encoded forms, as one pattern."""
+    forms: set[str] = set()
+    for value in (v.strip() for v in values):
+        if len(value) >= MIN_SECRET_CHARS:  # shorter values ("test", "k") would mask ordinary words
+            forms.update((value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)))
+    known = [re.escape(form) for form in sorted(forms, key=len, reverse=True)]
+    return re.compile("|".join([*known, _SECRET_SHAPES]))
 
 
 _redactor: Callable[[str], str] = mask_secrets
@@ -42,6 +72,7 @@ def set_redactor(redactor: Callable[[str], str]) -> None:
     """Install a redaction hook for all recorded content and error messages (default: ``mask_secrets``)."""
     global _redactor
     _redactor = redactor
+    redact_label.cache_clear()
 
 
 def redact(text: str) -> str:
@@ -50,6 +81,43 @@ def redact(text: str) -> str:
         return _redactor(text)
     except Exception:
         return MASK
+
+
+@functools.lru_cache(maxsize=4096)
+def redact_label(value: str) -> str:
+    """``redact`` for metric attribute values, which repeat: each distinct value is redacted once."""
+    return redact(value)
+
+
+def exception_attributes(exc: BaseException) -> dict[str, str]:
+    """The conventions' ``exception`` event attributes for ``exc``: its type, message and stack trace
+    (chained causes and contexts included), each redacted, then size-capped. Never raises."""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    try:
+        message = str(exc)
+        stacktrace = "".join(traceback.format_exception(exc))
+    except Exception:
+        message, stacktrace = "<unprintable exception>", ""
+    stacktrace = redact(stacktrace)
+    if len(stacktrace) > MAX_STACKTRACE_CHARS:  # the end names the exception that was raised last
+        cut = len(stacktrace) - MAX_STACKTRACE_CHARS
+        stacktrace = f"…[truncated {cut} chars]" + stacktrace[cut:]
+    return {
+        n.EXCEPTION_TYPE: redact(name),
+        n.EXCEPTION_MESSAGE: redact(message)[:MAX_MESSAGE_CHARS],
+        n.EXCEPTION_STACKTRACE: stacktrace,
+    }
+
+
+def mark_span_error(span: Span, error_type: str, message: str, exc: BaseException | None = None) -> None:
+    """Mark ``span`` failed: ``error.type``, an ERROR status with the redacted ``message`` and, for an
+    exception, the redacted ``exception`` event (never the SDK's ``record_exception``, which writes the
+    stack trace raw)."""
+    span.set_attribute(n.ERROR_TYPE, redact(error_type))
+    span.set_status(Status(StatusCode.ERROR, redact(message)[:MAX_STATUS_CHARS]))
+    if exc is not None:
+        span.add_event(n.EVENT_EXCEPTION, exception_attributes(exc))
 
 
 class CaptureMode(StrEnum):

@@ -1,14 +1,18 @@
-"""The metric instruments, created once from the global meter (a proxy until a provider is set)."""
+"""The metric instruments, created once from the global meter (a proxy until a provider is set); every
+string attribute value they record passes through the redactor."""
 
 from __future__ import annotations
 
 from functools import cache
 
 from opentelemetry import metrics
+from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.util.types import Attributes
 
 from agentwatch import __version__
 from agentwatch.telemetry import names as n
+from agentwatch.telemetry.content import redact_label
 
 
 def meter() -> Meter:
@@ -18,14 +22,42 @@ def meter() -> Meter:
 
 def histogram(spec: tuple[str, str], description: str, buckets: tuple[float, ...]) -> Histogram:
     name, unit = spec
-    return meter().create_histogram(
+    inner = meter().create_histogram(
         name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
     )
+    return _RedactedHistogram(inner)
 
 
 def counter(spec: tuple[str, str], description: str) -> Counter:
     name, unit = spec
-    return meter().create_counter(name, unit=unit, description=description)
+    return _RedactedCounter(meter().create_counter(name, unit=unit, description=description))
+
+
+def _redacted(attributes: Attributes) -> Attributes:
+    """``attributes`` with every string value through the redactor (cached: label values repeat)."""
+    if not attributes:
+        return attributes
+    return {k: redact_label(v) if isinstance(v, str) else v for k, v in attributes.items()}
+
+
+class _RedactedCounter(Counter):
+    """A counter whose attribute values pass through the redactor before they are recorded."""
+
+    def __init__(self, inner: Counter) -> None:  # the API class has no state to set up
+        self._inner = inner
+
+    def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
+        self._inner.add(amount, _redacted(attributes), context)
+
+
+class _RedactedHistogram(Histogram):
+    """A histogram whose attribute values pass through the redactor before they are recorded."""
+
+    def __init__(self, inner: Histogram) -> None:  # the API class has no state to set up
+        self._inner = inner
+
+    def record(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
+        self._inner.record(amount, _redacted(attributes), context)
 
 
 class Instruments:

@@ -165,6 +165,11 @@ EVENT_RETRY: Final = "agentwatch.retry"
 EVENT_BUDGET_WARNING: Final = "agentwatch.budget_warning"
 EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
 EVENT_ROLLBACK: Final = "agentwatch.rollout.rollback"
+# The conventions' exception event (agentwatch builds it itself, so every field is redacted).
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 
 # --- metrics: (name, unit); Prometheus series in the comment -------------------------------------
 # Semantic-convention metrics.

@@ -17,12 +17,18 @@ from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from agentwatch import __version__
 from agentwatch.result import BUDGET_STOPS, RunResult, StopReason, Usage
 from agentwatch.telemetry import names as n
-from agentwatch.telemetry.content import ContentPolicy, redact, to_semconv_messages
+from agentwatch.telemetry.content import (
+    MAX_MESSAGE_CHARS,
+    ContentPolicy,
+    mark_span_error,
+    redact,
+    to_semconv_messages,
+)
 from agentwatch.telemetry.instruments import instruments
 from agentwatch.telemetry.logs import emit, logger
 
@@ -155,10 +161,7 @@ class RunRecorder:
         return trace.set_span_in_context(span, self.run_context)
 
     def _error(self, span: Span, exc: BaseException | None, error_type: str, message: str) -> None:
-        span.set_attribute(n.ERROR_TYPE, error_type)
-        span.set_status(Status(StatusCode.ERROR, redact(message)[:512]))
-        if exc is not None:
-            span.record_exception(exc, attributes={"exception.message": redact(str(exc))[:2048]})
+        mark_span_error(span, error_type, message, exc)
 
     # --- run -----------------------------------------------------------------------------------------
     @never_raises
@@ -530,10 +533,11 @@ class RunRecorder:
         duration_attrs: dict[str, Any] = {n.GEN_AI_TOOL_NAME: tool.name, **self.base_metric_attrs}
         if is_error:
             duration_attrs[n.ERROR_TYPE] = error_type or "error"
-            self._error(span, None, error_type or "error", redact(content)[:512])
+            self._error(span, None, error_type or "error", content)
             # The executor turned the exception into the tool result; record it as the exception event.
             span.add_event(
-                "exception", {"exception.type": error_type or "error", "exception.message": redact(content)[:2048]}
+                n.EVENT_EXCEPTION,
+                {n.EXCEPTION_TYPE: error_type or "error", n.EXCEPTION_MESSAGE: redact(content)[:MAX_MESSAGE_CHARS]},
             )
         ctx = self._exemplar_context(span)
         self.metrics.tool_duration.record(duration_s, duration_attrs, ctx)

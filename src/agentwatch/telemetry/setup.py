@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from agentwatch.telemetry import names as n
 from agentwatch.telemetry.instruments import instruments
+from agentwatch.telemetry.logs import RedactingFilter, child_logger
 from agentwatch.telemetry.logs import logger as agentwatch_logger
 
 _warned: set[str] = set()
@@ -45,7 +46,7 @@ def _report_export_failure(signal_name: str, detail: str) -> None:
         instruments().telemetry_errors.add(1, {n.ERROR_TYPE: f"export_{signal_name}"})
         if signal_name not in _warned:
             _warned.add(signal_name)
-            logging.getLogger(n.LOGGER_NAME + ".telemetry").warning(
+            child_logger("telemetry").warning(
                 "exporting %s failed (%s); runs are unaffected, further failures are only counted in %s",
                 signal_name,
                 detail,
@@ -286,6 +287,7 @@ def configure_telemetry(
     metrics.set_meter_provider(meter_provider)
     set_logger_provider(logger_provider)
     handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
+    handler.addFilter(RedactingFilter())  # records of child loggers skip the agentwatch logger's filter
     agentwatch_logger.addHandler(handler)
     if agentwatch_logger.level == logging.NOTSET or agentwatch_logger.level > logging.INFO:
         agentwatch_logger.setLevel(logging.INFO)
