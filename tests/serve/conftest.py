@@ -17,6 +17,7 @@ import uvicorn
 from agentwatch import Agent
 from agentwatch.serve import ApiKeys, ServeSettings, create_app
 from agentwatch.sim import Simulator
+from secret_scan import SecretScan
 
 from .agents import slow_agent
 
@@ -24,6 +25,13 @@ KEY_A = "tenant-a-key-0123456789abcdef"
 KEY_B = "tenant-b-key-0123456789abcdef"
 KEYS = f"alpha:{KEY_A},beta:{KEY_B}"
 DEADLINE_S = 30.0
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_leaks(secret_scan: SecretScan) -> None:
+    """Every test here fails if the planted Anthropic key or a tenant's service key reaches a span, metric,
+    log record or written file."""
+    secret_scan.keys = (*secret_scan.keys, KEY_A, KEY_B)
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) -> Any:
