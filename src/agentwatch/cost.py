@@ -32,7 +32,6 @@ PRICES_FILE_ENV = "AGENTWATCH_PRICES_FILE"
 _PROVIDER = "anthropic"
 _MTOK = Decimal(1_000_000)
 _PLACES = Decimal("1e-10")
-_BATCH_FACTOR = Decimal("0.5")
 logger = logging.getLogger(names.LOGGER_NAME)
 
 
@@ -150,36 +149,13 @@ class Pricing:
             cache_write_1h=float(_rate(prices.cache_write_1h_mtok, input_tokens) or write_5m),
         )
 
-    def cost(self, model: str, usage: Usage, *, batch: bool = False, service_tier: str | None = None) -> float | None:
-        """USD cost of one call, or None (with one warning per model) when the price is unknown.
-
-        ``batch`` (or ``service_tier="batch"``) applies the Message Batches 50% discount. Never raises.
-        """
-        batch = batch or service_tier == "batch"
-        if service_tier and not batch and self._override(model) is None:
-            calculation = self._catalog(model, _gp_usage(usage), {"service_tier": service_tier})
-            total = calculation.total_price if calculation is not None else None
-        else:
-            prices = self.prices_for(model, input_tokens=usage.total_input_tokens)
-            total = prices.cost_decimal(usage) if prices is not None else None
-        if total is None:
-            self._warn_unknown(model)
-            return None
-        return _to_usd(total * _BATCH_FACTOR if batch else total)
-
-    def max_cost(self, model: str, input_tokens: int, max_output_tokens: int, *, batch: bool = False) -> float | None:
-        """The most a call can cost: all input at the dearest input rate, plus ``max_output_tokens``.
-
-        For budget guards, before the call. None (with one warning per model) when unknown. Never raises.
-        """
-        prices = self.prices_for(model, input_tokens=input_tokens)
+    def cost(self, model: str, usage: Usage) -> float | None:
+        """USD cost of one call, or None (with one warning per model) when the price is unknown. Never raises."""
+        prices = self.prices_for(model, input_tokens=usage.total_input_tokens)
         if prices is None:
             self._warn_unknown(model)
             return None
-        total = (
-            max(input_tokens, 0) * _d(prices.dearest_input) + max(max_output_tokens, 0) * _d(prices.output)
-        ) / _MTOK
-        return _to_usd(total * _BATCH_FACTOR if batch else total)
+        return _to_usd(prices.cost_decimal(usage))
 
     def _override(self, model: str) -> ModelPrice | None:
         key = model.lower()
@@ -193,19 +169,17 @@ class Pricing:
         genai-prices' model matching (~70 us), too slow for every call."""
         cached = self._catalog_prices.get(model)
         if cached is None and model not in self._catalog_prices:
-            calculation = self._catalog(model, _gp_usage(Usage()), None)
+            calculation = self._catalog(model)
             cached = calculation.model_price if calculation is not None else None
             with self._lock:
                 self._catalog_prices[model] = cached
         return cached
 
-    def _catalog(
-        self, model: str, usage: genai_prices.Usage, context: Mapping[str, str] | None
-    ) -> gp_types.PriceCalculation | None:
+    def _catalog(self, model: str) -> gp_types.PriceCalculation | None:
         if model in self._unknown:
             return None
         try:
-            return genai_prices.calc_price(usage, model, provider_id=_PROVIDER, price_context=context)
+            return genai_prices.calc_price(genai_prices.Usage(), model, provider_id=_PROVIDER)
         except LookupError:
             with self._lock:
                 self._unknown.add(model)
@@ -257,18 +231,6 @@ def _rate(price: Decimal | gp_types.TieredPrices | None, input_tokens: int) -> D
         if input_tokens > tier.start:
             return tier.price
     return price.base
-
-
-def _gp_usage(usage: Usage) -> genai_prices.Usage:
-    """genai-prices counts ``input_tokens`` as ALL input, cache reads and writes included."""
-    write = max(usage.cache_write_tokens, 0)
-    return genai_prices.Usage(
-        input_tokens=max(usage.input_tokens, 0) + max(usage.cache_read_tokens, 0) + write,
-        output_tokens=max(usage.output_tokens, 0),
-        cache_read_tokens=max(usage.cache_read_tokens, 0),
-        cache_write_tokens=write,
-        cache_write_1h_tokens=min(max(usage.cache_write_1h_tokens, 0), write),
-    )
 
 
 def _parse_rates(model: str, rates: Mapping[str, Any], source: str = "overrides") -> ModelPrice:

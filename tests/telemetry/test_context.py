@@ -184,3 +184,23 @@ def test_the_sdk_span_is_off_by_default_and_a_child_of_chat_when_asked_for(sim, 
     assert len(sdk) == len(chats) == 2  # one SDK span per call, never a duplicate at the same level
     assert {s.parent.span_id for s in sdk} == {c.context.span_id for c in chats}
     assert all(s.kind is SpanKind.CLIENT for s in sdk)
+
+
+@pytest.mark.parametrize("mode", ["run", "arun"])
+async def test_the_result_carries_the_root_spans_context_typed_and_as_hex(sim, spans, mode) -> None:
+    agent = demo_agent("span-context")
+    if mode == "run":
+        result = agent.run(DIRECT_TASK, client=sync_client(sim))
+    else:
+        result = await agent.arun(DIRECT_TASK, client=async_client(sim))
+    root = the(trace_spans(spans, result.trace_id), "invoke_agent")
+
+    assert result.span_context == root.context and result.span_context.is_valid
+    assert (result.trace_id, result.span_id) == (
+        format(root.context.trace_id, "032x"),
+        format(root.context.span_id, "016x"),
+    )
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(result.span_context))  # usable as it is
+    with test_tracer.start_as_current_span("follow-up", context=parent) as follow_up:
+        pass
+    assert follow_up.parent is not None and follow_up.parent.span_id == root.context.span_id

@@ -134,6 +134,9 @@ class RunRecorder:
         """Make ``span`` (default: the run span) current for the duration of real work; never across a yield."""
         return _Active(trace.set_span_in_context(span or self.run_span, self.run_context))
 
+    def span_context(self) -> trace.SpanContext:
+        return self.run_span.get_span_context()
+
     def trace_id(self) -> str:
         context = self.run_span.get_span_context()
         return format(context.trace_id, "032x") if context.is_valid else "0" * 32
