@@ -18,6 +18,7 @@ from agentwatch.runner.drive import drive_async, drive_sync
 from agentwatch.runner.events import RunEvent, RunFinished
 from agentwatch.runner.routing import Router, router_models
 from agentwatch.runner.state import RunState
+from agentwatch.telemetry import http
 from agentwatch.telemetry.recorder import AgentInfo, RunRecorder
 from agentwatch.tools import Tool
 
@@ -73,6 +74,9 @@ class Agent:
     stop_sequences: Sequence[str] = ()
     sdk_spans: bool = False
     count_tokens_near_budget: bool = True
+    # One HTTP client span per attempt under each chat span, and tools' HTTP calls under execute_tool
+    # (the httpx extra); None reads AGENTWATCH_HTTP_SPANS at each run. See telemetry/http.py.
+    http_spans: bool | None = None
     # Request pieces, built once (the agent is immutable); the runner reads them, users need not.
     _tools_by_name: dict[str, Tool[..., Any]] = field(init=False, repr=False, compare=False)
     _tool_params: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
@@ -103,6 +107,8 @@ class Agent:
         object.__setattr__(self, "_system_param", system)
         prompt = (self.system or "").encode("utf-8")
         object.__setattr__(self, "_prompt_bytes", len(prompt) + len(json.dumps(params, ensure_ascii=False).encode()))
+        if self.http_spans and not http.http_spans_available():
+            raise ValueError(f"Agent(http_spans=True): {http.EXTRA_HINT}, or leave http_spans off.")
         if self.limits.cost_budget_usd is not None:
             for model in (self.model, *router_models(self.router)):
                 if not self.pricing.has_price(model):
@@ -147,10 +153,12 @@ class Agent:
 
     def _events(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> Iterator[RunEvent]:
         prepared = self._sync_client(client)
+        http.before_run(self.http_spans)
         return drive_sync(self._state(task, prepared, conversation_id), prepared, stream=sse)
 
     def _aevents(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> AsyncIterator[RunEvent]:
         prepared = self._async_client(client)
+        http.before_run(self.http_spans)
         return drive_async(self._state(task, prepared, conversation_id), prepared, stream=sse)
 
     def run(
