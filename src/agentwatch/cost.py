@@ -45,15 +45,21 @@ class ModelPrice:
     cache_write_5m: float
     cache_write_1h: float
 
+    @functools.cached_property
+    def _exact(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """The rates as exact decimals, converted once per price (every call is priced with them)."""
+        return _d(self.input), _d(self.cache_read), _d(self.cache_write_5m), _d(self.cache_write_1h), _d(self.output)
+
     def cost_decimal(self, usage: Usage) -> Decimal:
         """Exact USD cost of ``usage`` at these rates."""
+        rate_input, rate_read, rate_5m, rate_1h, rate_output = self._exact
         write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
         total = (
-            usage.input_tokens * _d(self.input)
-            + usage.cache_read_tokens * _d(self.cache_read)
-            + (usage.cache_write_tokens - write_1h) * _d(self.cache_write_5m)
-            + write_1h * _d(self.cache_write_1h)
-            + usage.output_tokens * _d(self.output)
+            usage.input_tokens * rate_input
+            + usage.cache_read_tokens * rate_read
+            + (usage.cache_write_tokens - write_1h) * rate_5m
+            + write_1h * rate_1h
+            + usage.output_tokens * rate_output
         )
         return total / _MTOK
 
@@ -104,6 +110,7 @@ class Pricing:
             self._overrides[model.lower()] = rates if isinstance(rates, ModelPrice) else _parse_rates(model, rates)
         self._unknown: set[str] = set()
         self._catalog_prices: dict[str, gp_types.ModelPrice | None] = {}
+        self._flat_prices: dict[str, ModelPrice] = {}  # catalog models without long-context tiers
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -136,9 +143,20 @@ class Pricing:
         override = self._override(model)
         if override is not None:
             return override
+        flat = self._flat_prices.get(model)
+        if flat is not None:
+            return flat
         prices = self._catalog_price(model)
         if prices is None:
             return None
+        price = self._from_catalog(prices, input_tokens)
+        if not _tiered(prices):  # the same for every call: built once
+            with self._lock:
+                self._flat_prices[model] = price
+        return price
+
+    @staticmethod
+    def _from_catalog(prices: gp_types.ModelPrice, input_tokens: int) -> ModelPrice:
         rate_input = _rate(prices.input_mtok, input_tokens) or Decimal(0)
         write_5m = _rate(prices.cache_write_mtok, input_tokens) or rate_input
         return ModelPrice(
@@ -221,6 +239,12 @@ def _d(value: float) -> Decimal:
 
 def _to_usd(total: Decimal) -> float:
     return float(total.quantize(_PLACES))
+
+
+def _tiered(prices: gp_types.ModelPrice) -> bool:
+    """Whether any rate of ``prices`` depends on the prompt's length."""
+    rates = (prices.input_mtok, prices.output_mtok, prices.cache_read_mtok, prices.cache_write_mtok)
+    return any(isinstance(r, gp_types.TieredPrices) for r in (*rates, prices.cache_write_1h_mtok))
 
 
 def _rate(price: Decimal | gp_types.TieredPrices | None, input_tokens: int) -> Decimal | None:
