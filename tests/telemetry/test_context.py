@@ -16,7 +16,7 @@ from agentwatch import tool
 from agentwatch.sim import Fault, FaultPlan
 from runner.support import DEMO_TASK, DIRECT_TASK, EVAL_CASES, async_client, demo_agent, fast_limits, sync_client
 
-from .helpers import named, the, trace_spans, tree
+from .helpers import assert_one_http_span_per_attempt, named, the, trace_spans, tree
 
 test_tracer = trace.get_tracer("tests.telemetry")
 
@@ -95,27 +95,7 @@ def test_http_requests_are_traced_under_the_tool_and_under_the_chat_span(fresh_s
     finished = trace_spans(spans, result.trace_id)
 
     assert result.ok and '"status": "ok"' in result.tool_calls[0].output
-    shape = [(depth, name) for depth, name, _ in tree(finished)]
-    assert shape == [
-        (0, f"invoke_agent {agent.name}"),
-        (1, f"chat {agent.model}"),
-        (2, "POST"),
-        (1, "execute_tool health_check"),
-        (2, "GET"),
-        (1, f"chat {agent.model}"),
-        (2, "POST"),  # the attempt that got a 529
-        (2, "POST"),  # the retry
-    ]
-    http = [s for s in finished if s.name in ("GET", "POST")]
-    assert all(s.kind is SpanKind.CLIENT for s in http)
-    second_chat = named(finished, "chat")[1]
-    attempts = [s for s in http if s.parent.span_id == second_chat.context.span_id]
-    assert sorted(
-        s.attributes.get("http.response.status_code", s.attributes.get("http.status_code")) for s in attempts
-    ) == [
-        200,
-        529,
-    ]
+    assert_one_http_span_per_attempt(finished, agent)
 
 
 async def test_50_runs_in_one_gather_give_50_separate_complete_traces(sim, spans) -> None:

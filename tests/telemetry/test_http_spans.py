@@ -10,14 +10,13 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
-from opentelemetry.trace import SpanKind
 
 from agentwatch import Agent, tool
 from agentwatch.sim import Fault, FaultPlan
 from agentwatch.telemetry.http import HTTP_SPANS_ENV, _instrumentors
 from runner.support import demo_agent, fast_limits, run_in_mode, sync_client
 
-from .helpers import named, trace_spans, tree
+from .helpers import assert_one_http_span_per_attempt, trace_spans
 
 TASK = "[[tool:health_check:{}]] Check."
 
@@ -60,34 +59,6 @@ def agent_for(fresh_sim, mode: str, **overrides) -> Agent:
     return demo_agent("http-spans", tools=[picked], limits=fast_limits(max_retries=2), **overrides)
 
 
-def status(span) -> int:
-    return span.attributes.get("http.response.status_code", span.attributes.get("http.status_code"))
-
-
-def assert_one_span_per_attempt(finished, agent: Agent) -> None:
-    """Each attempt one POST under its chat span (a 529 and its retry), the tool's GET under execute_tool."""
-    shape = [(depth, name) for depth, name, _ in tree(finished)]
-    assert shape == [
-        (0, f"invoke_agent {agent.name}"),
-        (1, f"chat {agent.model}"),
-        (2, "POST"),
-        (1, "execute_tool health_check"),
-        (2, "GET"),
-        (1, f"chat {agent.model}"),
-        (2, "POST"),  # the attempt that got a 529
-        (2, "POST"),  # its retry
-    ]
-    http = [s for s in finished if s.name in ("GET", "POST")]
-    assert all(s.kind is SpanKind.CLIENT for s in http)
-    first, second = named(finished, "chat")
-    by_parent = {
-        c.context.span_id: [status(s) for s in http if s.parent.span_id == c.context.span_id] for c in (first, second)
-    }
-    assert by_parent == {first.context.span_id: [200], second.context.span_id: [529, 200]}
-    tool_span = named(finished, "execute_tool")[0]
-    assert [status(s) for s in http if s.parent.span_id == tool_span.context.span_id] == [200]
-
-
 @pytest.mark.parametrize("mode", ["run", "arun", "stream", "astream"])
 async def test_each_attempt_and_each_tool_request_is_a_span_of_its_own(fresh_sim, spans, uninstrumented, mode) -> None:
     fresh_sim.faults = FaultPlan(schedule=[None, Fault.overloaded()])  # the 2nd call is retried once
@@ -95,7 +66,7 @@ async def test_each_attempt_and_each_tool_request_is_a_span_of_its_own(fresh_sim
     _, result = await run_in_mode(mode, agent, TASK, fresh_sim)
 
     assert result.ok and '"status": "ok"' in result.tool_calls[0].output
-    assert_one_span_per_attempt(trace_spans(spans, result.trace_id), agent)
+    assert_one_http_span_per_attempt(trace_spans(spans, result.trace_id), agent)
 
 
 @pytest.mark.parametrize("mode", ["run", "astream"])
@@ -105,7 +76,7 @@ async def test_the_environment_variable_turns_them_on(fresh_sim, spans, uninstru
     agent = agent_for(fresh_sim, mode)
     _, result = await run_in_mode(mode, agent, TASK, fresh_sim)
 
-    assert_one_span_per_attempt(trace_spans(spans, result.trace_id), agent)
+    assert_one_http_span_per_attempt(trace_spans(spans, result.trace_id), agent)
 
 
 async def test_off_by_default_and_when_the_argument_says_off(fresh_sim, spans, uninstrumented, monkeypatch) -> None:
@@ -127,7 +98,7 @@ async def test_no_duplicates_when_the_application_instrumented_httpx2_itself(
     agent = agent_for(fresh_sim, mode, http_spans=True)
     _, result = await run_in_mode(mode, agent, TASK, fresh_sim)
 
-    assert_one_span_per_attempt(trace_spans(spans, result.trace_id), agent)
+    assert_one_http_span_per_attempt(trace_spans(spans, result.trace_id), agent)
 
 
 def test_no_duplicates_when_the_application_instrumented_the_sdks_client(fresh_sim, spans, uninstrumented) -> None:
@@ -140,7 +111,7 @@ def test_no_duplicates_when_the_application_instrumented_the_sdks_client(fresh_s
     finally:
         HTTPX2ClientInstrumentor.uninstrument_client(sdk_http)
 
-    assert_one_span_per_attempt(trace_spans(spans, result.trace_id), agent)
+    assert_one_http_span_per_attempt(trace_spans(spans, result.trace_id), agent)
 
 
 def test_asking_for_them_without_the_extra_is_a_clear_error(monkeypatch) -> None:
