@@ -1,4 +1,4 @@
-"""Cost: the published worked example to the cent-fraction, cache tiers, batch, overrides, unknowns."""
+"""Cost: the published worked example to the cent-fraction, cache tiers, overrides, unknowns."""
 
 from __future__ import annotations
 
@@ -39,12 +39,6 @@ def test_one_hour_cache_writes_use_the_one_hour_rate(pricing: Pricing) -> None:
     assert pricing.cost("claude-haiku-4-5", usage) == 0.003475
 
 
-def test_batch_halves_everything(pricing: Pricing) -> None:
-    assert pricing.cost("claude-haiku-4-5", HAIKU_EXAMPLE, batch=True) == 0.0016625
-    assert pricing.cost("claude-haiku-4-5", HAIKU_EXAMPLE, service_tier="batch") == 0.0016625
-    assert pricing.cost("claude-haiku-4-5", HAIKU_EXAMPLE, service_tier="standard") == 0.003325
-
-
 def test_other_models_and_no_float_artefacts(pricing: Pricing) -> None:
     assert pricing.cost("claude-sonnet-4-5", HAIKU_EXAMPLE) == 0.009975
     assert pricing.cost("claude-opus-4-5", HAIKU_EXAMPLE) == 0.016625
@@ -66,7 +60,7 @@ def test_unknown_model_is_none_and_warns_once(pricing: Pricing, caplog: pytest.L
     with caplog.at_level(logging.WARNING, logger="agentwatch"):
         assert pricing.cost("my-private-model", HAIKU_EXAMPLE) is None
         assert pricing.cost("my-private-model", HAIKU_EXAMPLE) is None
-        assert pricing.max_cost("my-private-model", 1_000, 100) is None
+        assert pricing.prices_for("my-private-model") is None
     warnings = [r for r in caplog.records if r.name == "agentwatch" and "my-private-model" in r.getMessage()]
     assert len(warnings) == 1
     message = warnings[0].getMessage()
@@ -88,7 +82,6 @@ def test_override_wins_and_matches_dated_names() -> None:
     )
     assert pricing.cost("claude-haiku-4-5-20251001", HAIKU_EXAMPLE) == 0.00665
     assert pricing.cost("my-model", HAIKU_EXAMPLE) == 0.009975
-    assert pricing.cost("my-model", HAIKU_EXAMPLE, batch=True) == 0.0049875
     assert pricing.cost("claude-sonnet-4-5", HAIKU_EXAMPLE) == 0.009975  # catalog still used for the rest
 
 
@@ -168,10 +161,9 @@ def test_env_file_and_default_pricing(tmp_path: Path, monkeypatch: pytest.Monkey
         default_pricing.cache_clear()
 
 
-def test_max_cost_worked_example(pricing: Pricing) -> None:
-    # 3,500 input tokens at the dearest input rate (1h write, $2) + 300 output at $5
-    assert pricing.max_cost("claude-haiku-4-5", 3_500, 300) == 0.0085
-    assert pricing.max_cost("claude-haiku-4-5", 3_500, 300, batch=True) == 0.00425
+def test_dearest_input_worked_example(pricing: Pricing) -> None:
+    prices = pricing.prices_for("claude-haiku-4-5")
+    assert prices is not None and prices.dearest_input == 2.0  # the 1-hour cache write
 
 
 _MODELS = [
@@ -194,9 +186,8 @@ _PRICING = Pricing(overrides={"override": {"input": 3, "output": 15, "cache_read
     write_1h_share=st.floats(0, 1),
     output=st.integers(0, 64_000),
     extra_output=st.integers(0, 1_000),
-    batch=st.booleans(),
 )
-def test_max_cost_bounds_cost(
+def test_dearest_input_rate_bounds_any_mix_of_input(
     model: str,
     uncached: int,
     read: int,
@@ -204,8 +195,9 @@ def test_max_cost_bounds_cost(
     write_1h_share: float,
     output: int,
     extra_output: int,
-    batch: bool,
 ) -> None:
+    """The worst case the budget guards assume (all input at the dearest rate, plus ``max_tokens`` of
+    output) is never below what the call is billed."""
     usage = Usage(
         input_tokens=uncached,
         cache_read_tokens=read,
@@ -213,7 +205,8 @@ def test_max_cost_bounds_cost(
         cache_write_1h_tokens=int(write * write_1h_share),
         output_tokens=output,
     )
-    cost = _PRICING.cost(model, usage, batch=batch)
-    bound = _PRICING.max_cost(model, usage.total_input_tokens, output + extra_output, batch=batch)
-    assert cost is not None and bound is not None
-    assert cost <= bound
+    cost = _PRICING.cost(model, usage)
+    prices = _PRICING.prices_for(model, input_tokens=usage.total_input_tokens)
+    assert cost is not None and prices is not None
+    bound = (usage.total_input_tokens * prices.dearest_input + (output + extra_output) * prices.output) / 1e6
+    assert cost <= bound * (1 + 1e-9) + 1e-10  # float bound vs a cost rounded to 10 places

@@ -18,6 +18,7 @@ from agentwatch.runner.drive import drive_async, drive_sync
 from agentwatch.runner.events import RunEvent, RunFinished
 from agentwatch.runner.routing import Router, router_models
 from agentwatch.runner.state import RunState
+from agentwatch.telemetry import http
 from agentwatch.telemetry.recorder import AgentInfo, RunRecorder
 from agentwatch.tools import Tool
 
@@ -73,9 +74,14 @@ class Agent:
     stop_sequences: Sequence[str] = ()
     sdk_spans: bool = False
     count_tokens_near_budget: bool = True
-    tools_by_name: dict[str, Tool[..., Any]] = field(init=False, repr=False, compare=False)
+    # One HTTP client span per attempt under each chat span, and tools' HTTP calls under execute_tool
+    # (the httpx extra); None reads AGENTWATCH_HTTP_SPANS at each run. See telemetry/http.py.
+    http_spans: bool | None = None
+    # Request pieces, built once (the agent is immutable); the runner reads them, users need not.
+    _tools_by_name: dict[str, Tool[..., Any]] = field(init=False, repr=False, compare=False)
     _tool_params: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
-    prompt_bytes: int = field(init=False, repr=False, compare=False)
+    _system_param: Any = field(init=False, repr=False, compare=False)
+    _prompt_bytes: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -89,14 +95,20 @@ class Agent:
             if item.name in by_name:
                 raise ValueError(f"Two tools are named {item.name!r}: tool names must be unique.")
             by_name[item.name] = item
-        object.__setattr__(self, "tools_by_name", by_name)
+        object.__setattr__(self, "_tools_by_name", by_name)
         object.__setattr__(self, "tools", tuple(self.tools))
         params = [t.to_api() for t in self.tools]
         if self.cache_prompt and params:
             params[-1] = {**params[-1], "cache_control": {"type": "ephemeral"}}
-        object.__setattr__(self, "_tool_params", params)
+        object.__setattr__(self, "_tool_params", params)  # the last tool carries the cache breakpoint
+        system: Any = self.system
+        if system is not None and self.cache_prompt:
+            system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        object.__setattr__(self, "_system_param", system)
         prompt = (self.system or "").encode("utf-8")
-        object.__setattr__(self, "prompt_bytes", len(prompt) + len(json.dumps(params, ensure_ascii=False).encode()))
+        object.__setattr__(self, "_prompt_bytes", len(prompt) + len(json.dumps(params, ensure_ascii=False).encode()))
+        if self.http_spans and not http.http_spans_available():
+            raise ValueError(f"Agent(http_spans=True): {http.EXTRA_HINT}, or leave http_spans off.")
         if self.limits.cost_budget_usd is not None:
             for model in (self.model, *router_models(self.router)):
                 if not self.pricing.has_price(model):
@@ -109,18 +121,6 @@ class Agent:
     def replace(self, **changes: Any) -> Agent:
         """A copy with ``changes`` (e.g. a new version, system prompt or model), validated again."""
         return dataclasses.replace(self, **changes)
-
-    # --- request pieces (cached by value: the agent is immutable) ------------------------------------
-    def system_param(self) -> Any:
-        if self.system is None:
-            return None
-        if self.cache_prompt:
-            return [{"type": "text", "text": self.system, "cache_control": {"type": "ephemeral"}}]
-        return self.system
-
-    def tool_params(self) -> list[dict[str, Any]]:
-        """The ``tools`` request parameter, built once (the last tool carries the cache breakpoint)."""
-        return self._tool_params
 
     # --- running -------------------------------------------------------------------------------------
     def _state(self, task: str, client: Any, conversation_id: str | None) -> RunState:
@@ -153,10 +153,12 @@ class Agent:
 
     def _events(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> Iterator[RunEvent]:
         prepared = self._sync_client(client)
+        http.before_run(self.http_spans)
         return drive_sync(self._state(task, prepared, conversation_id), prepared, stream=sse)
 
     def _aevents(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> AsyncIterator[RunEvent]:
         prepared = self._async_client(client)
+        http.before_run(self.http_spans)
         return drive_async(self._state(task, prepared, conversation_id), prepared, stream=sse)
 
     def run(

@@ -58,7 +58,7 @@ def _summary(label: str, result: RunResult, tree: SpanTreeCollector, telemetry: 
     )
     print(f"cost        : {cost}   iterations: {result.iterations}   tool calls: {len(result.tool_calls)}")
     print(f"trace id    : {result.trace_id}   duration: {result.duration_s:.3f}s")
-    rendered = tree.render(result.trace_id)
+    rendered = tree.render(result.span_context.trace_id)
     if rendered:
         print("spans:\n" + "\n".join("  " + line for line in rendered.splitlines()))
 

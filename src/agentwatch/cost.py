@@ -32,7 +32,6 @@ PRICES_FILE_ENV = "AGENTWATCH_PRICES_FILE"
 _PROVIDER = "anthropic"
 _MTOK = Decimal(1_000_000)
 _PLACES = Decimal("1e-10")
-_BATCH_FACTOR = Decimal("0.5")
 logger = logging.getLogger(names.LOGGER_NAME)
 
 
@@ -46,15 +45,21 @@ class ModelPrice:
     cache_write_5m: float
     cache_write_1h: float
 
+    @functools.cached_property
+    def _exact(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """The rates as exact decimals, converted once per price (every call is priced with them)."""
+        return _d(self.input), _d(self.cache_read), _d(self.cache_write_5m), _d(self.cache_write_1h), _d(self.output)
+
     def cost_decimal(self, usage: Usage) -> Decimal:
         """Exact USD cost of ``usage`` at these rates."""
+        rate_input, rate_read, rate_5m, rate_1h, rate_output = self._exact
         write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
         total = (
-            usage.input_tokens * _d(self.input)
-            + usage.cache_read_tokens * _d(self.cache_read)
-            + (usage.cache_write_tokens - write_1h) * _d(self.cache_write_5m)
-            + write_1h * _d(self.cache_write_1h)
-            + usage.output_tokens * _d(self.output)
+            usage.input_tokens * rate_input
+            + usage.cache_read_tokens * rate_read
+            + (usage.cache_write_tokens - write_1h) * rate_5m
+            + write_1h * rate_1h
+            + usage.output_tokens * rate_output
         )
         return total / _MTOK
 
@@ -105,6 +110,7 @@ class Pricing:
             self._overrides[model.lower()] = rates if isinstance(rates, ModelPrice) else _parse_rates(model, rates)
         self._unknown: set[str] = set()
         self._catalog_prices: dict[str, gp_types.ModelPrice | None] = {}
+        self._flat_prices: dict[str, ModelPrice] = {}  # catalog models without long-context tiers
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -137,9 +143,20 @@ class Pricing:
         override = self._override(model)
         if override is not None:
             return override
+        flat = self._flat_prices.get(model)
+        if flat is not None:
+            return flat
         prices = self._catalog_price(model)
         if prices is None:
             return None
+        price = self._from_catalog(prices, input_tokens)
+        if not _tiered(prices):  # the same for every call: built once
+            with self._lock:
+                self._flat_prices[model] = price
+        return price
+
+    @staticmethod
+    def _from_catalog(prices: gp_types.ModelPrice, input_tokens: int) -> ModelPrice:
         rate_input = _rate(prices.input_mtok, input_tokens) or Decimal(0)
         write_5m = _rate(prices.cache_write_mtok, input_tokens) or rate_input
         return ModelPrice(
@@ -150,36 +167,13 @@ class Pricing:
             cache_write_1h=float(_rate(prices.cache_write_1h_mtok, input_tokens) or write_5m),
         )
 
-    def cost(self, model: str, usage: Usage, *, batch: bool = False, service_tier: str | None = None) -> float | None:
-        """USD cost of one call, or None (with one warning per model) when the price is unknown.
-
-        ``batch`` (or ``service_tier="batch"``) applies the Message Batches 50% discount. Never raises.
-        """
-        batch = batch or service_tier == "batch"
-        if service_tier and not batch and self._override(model) is None:
-            calculation = self._catalog(model, _gp_usage(usage), {"service_tier": service_tier})
-            total = calculation.total_price if calculation is not None else None
-        else:
-            prices = self.prices_for(model, input_tokens=usage.total_input_tokens)
-            total = prices.cost_decimal(usage) if prices is not None else None
-        if total is None:
-            self._warn_unknown(model)
-            return None
-        return _to_usd(total * _BATCH_FACTOR if batch else total)
-
-    def max_cost(self, model: str, input_tokens: int, max_output_tokens: int, *, batch: bool = False) -> float | None:
-        """The most a call can cost: all input at the dearest input rate, plus ``max_output_tokens``.
-
-        For budget guards, before the call. None (with one warning per model) when unknown. Never raises.
-        """
-        prices = self.prices_for(model, input_tokens=input_tokens)
+    def cost(self, model: str, usage: Usage) -> float | None:
+        """USD cost of one call, or None (with one warning per model) when the price is unknown. Never raises."""
+        prices = self.prices_for(model, input_tokens=usage.total_input_tokens)
         if prices is None:
             self._warn_unknown(model)
             return None
-        total = (
-            max(input_tokens, 0) * _d(prices.dearest_input) + max(max_output_tokens, 0) * _d(prices.output)
-        ) / _MTOK
-        return _to_usd(total * _BATCH_FACTOR if batch else total)
+        return _to_usd(prices.cost_decimal(usage))
 
     def _override(self, model: str) -> ModelPrice | None:
         key = model.lower()
@@ -193,19 +187,17 @@ class Pricing:
         genai-prices' model matching (~70 us), too slow for every call."""
         cached = self._catalog_prices.get(model)
         if cached is None and model not in self._catalog_prices:
-            calculation = self._catalog(model, _gp_usage(Usage()), None)
+            calculation = self._catalog(model)
             cached = calculation.model_price if calculation is not None else None
             with self._lock:
                 self._catalog_prices[model] = cached
         return cached
 
-    def _catalog(
-        self, model: str, usage: genai_prices.Usage, context: Mapping[str, str] | None
-    ) -> gp_types.PriceCalculation | None:
+    def _catalog(self, model: str) -> gp_types.PriceCalculation | None:
         if model in self._unknown:
             return None
         try:
-            return genai_prices.calc_price(usage, model, provider_id=_PROVIDER, price_context=context)
+            return genai_prices.calc_price(genai_prices.Usage(), model, provider_id=_PROVIDER)
         except LookupError:
             with self._lock:
                 self._unknown.add(model)
@@ -249,6 +241,12 @@ def _to_usd(total: Decimal) -> float:
     return float(total.quantize(_PLACES))
 
 
+def _tiered(prices: gp_types.ModelPrice) -> bool:
+    """Whether any rate of ``prices`` depends on the prompt's length."""
+    rates = (prices.input_mtok, prices.output_mtok, prices.cache_read_mtok, prices.cache_write_mtok)
+    return any(isinstance(r, gp_types.TieredPrices) for r in (*rates, prices.cache_write_1h_mtok))
+
+
 def _rate(price: Decimal | gp_types.TieredPrices | None, input_tokens: int) -> Decimal | None:
     """The rate that applies to a call with ``input_tokens`` total input (genai-prices' tier rule)."""
     if price is None or isinstance(price, Decimal):
@@ -257,18 +255,6 @@ def _rate(price: Decimal | gp_types.TieredPrices | None, input_tokens: int) -> D
         if input_tokens > tier.start:
             return tier.price
     return price.base
-
-
-def _gp_usage(usage: Usage) -> genai_prices.Usage:
-    """genai-prices counts ``input_tokens`` as ALL input, cache reads and writes included."""
-    write = max(usage.cache_write_tokens, 0)
-    return genai_prices.Usage(
-        input_tokens=max(usage.input_tokens, 0) + max(usage.cache_read_tokens, 0) + write,
-        output_tokens=max(usage.output_tokens, 0),
-        cache_read_tokens=max(usage.cache_read_tokens, 0),
-        cache_write_tokens=write,
-        cache_write_1h_tokens=min(max(usage.cache_write_1h_tokens, 0), write),
-    )
 
 
 def _parse_rates(model: str, rates: Mapping[str, Any], source: str = "overrides") -> ModelPrice:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
+
 
 class StopReason(StrEnum):
     """Why a run ended. ``END_TURN`` is the only complete finish; every other reason returns partial work."""
@@ -101,7 +103,9 @@ class RunResult:
     ``answer`` is always a readable string: the model's final text, or for a run that stopped early,
     the work so far followed by one sentence saying why it stopped. ``cost_usd`` is ``None`` when any
     model used has no known price (never a silent $0). ``trace_id`` (32 hex) and ``span_id`` (16 hex)
-    identify the run's root span (all zeros when no tracer provider is configured).
+    identify the run's root span (all zeros when no tracer provider is configured); ``span_context`` is
+    the same span as an OpenTelemetry ``SpanContext``, to link or parent other spans without parsing hex
+    (``is_valid`` is False when no tracer provider is configured).
     """
 
     answer: str
@@ -117,6 +121,7 @@ class RunResult:
     models: list[str] = field(default_factory=list)
     agent_version: str | None = None
     error: str | None = None
+    span_context: SpanContext = INVALID_SPAN_CONTEXT
 
     @property
     def ok(self) -> bool:

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import SpanContext
+
 from agentwatch.result import RunResult, StopReason, ToolCall, Usage
 
-TRACE_ID = "0123456789abcdef0123456789abcdef"
+SPAN_CONTEXT = SpanContext(0x0123456789ABCDEF0123456789ABCDEF, 0x0123456789ABCDEF, is_remote=False)
+TRACE_ID = format(SPAN_CONTEXT.trace_id, "032x")
 
 
 def tool_call(name: str, tool_input: Any = None, *, is_error: bool = False) -> ToolCall:
@@ -32,7 +35,7 @@ def make_result(
     cost: float | None = 0.001,
     iterations: int = 1,
     duration: float = 0.1,
-    trace_id: str = TRACE_ID,
+    span_context: SpanContext = SPAN_CONTEXT,
     version: str | None = "v1",
     detail: str = "",
 ) -> RunResult:
@@ -43,7 +46,9 @@ def make_result(
         cost_usd=cost,
         iterations=iterations,
         tool_calls=tools or [],
-        trace_id=trace_id,
+        trace_id=format(span_context.trace_id, "032x"),
+        span_id=format(span_context.span_id, "016x"),
+        span_context=span_context,
         duration_s=duration,
         stop_detail=detail,
         agent_version=version,

@@ -119,7 +119,8 @@ class SpanningAgent(FakeAgent):
     async def arun(self, task: str, *, client: Any = None) -> RunResult:
         with tracer().start_as_current_span(n.agent_span_name(self.name)) as span:
             result = await super().arun(task, client=client)
-            result.trace_id = format(span.get_span_context().trace_id, "032x")
+            result.span_context = span.get_span_context()
+            result.trace_id = format(result.span_context.trace_id, "032x")
             return result
 
 

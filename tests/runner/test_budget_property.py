@@ -41,8 +41,9 @@ def test_guards_never_let_a_call_cross_a_budget(data) -> None:
     max_tokens = data.draw(st.integers(1, 64_000), "max_tokens")
     first_input = data.draw(input_sizes, "first input")
     token_share, cost_share = data.draw(shares, "token budget share"), data.draw(shares, "cost budget share")
-    worst_cost = PRICING.max_cost(model, first_input, max_tokens)
-    assert worst_cost is not None
+    rates = PRICING.prices_for(model, input_tokens=first_input)
+    assert rates is not None
+    worst_cost = (first_input * rates.dearest_input + max_tokens * rates.output) / 1e6
     limits = Limits(
         token_budget=None if token_share is None else max(1, int(token_share * (first_input + max_tokens))),
         cost_budget_usd=None if cost_share is None else cost_share * worst_cost,

@@ -73,3 +73,31 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(extra or {})
     return env
+
+
+def http_status(span: ReadableSpan) -> int:
+    return span.attributes.get("http.response.status_code", span.attributes.get("http.status_code"))
+
+
+def assert_one_http_span_per_attempt(finished: list[ReadableSpan], agent: Any) -> None:
+    """Each attempt one POST under its chat span (a 529 and its retry), the tool's GET under execute_tool."""
+    shape = [(depth, name) for depth, name, _ in tree(finished)]
+    assert shape == [
+        (0, f"invoke_agent {agent.name}"),
+        (1, f"chat {agent.model}"),
+        (2, "POST"),
+        (1, "execute_tool health_check"),
+        (2, "GET"),
+        (1, f"chat {agent.model}"),
+        (2, "POST"),  # the attempt that got a 529
+        (2, "POST"),  # its retry
+    ]
+    http = [s for s in finished if s.name in ("GET", "POST")]
+    assert all(s.kind is SpanKind.CLIENT for s in http)
+    first, second = named(finished, "chat")
+
+    def statuses_under(parent: ReadableSpan) -> list[int]:
+        return [http_status(s) for s in http if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+    assert statuses_under(first) == [200] and statuses_under(second) == [529, 200]
+    assert statuses_under(named(finished, "execute_tool")[0]) == [200]

@@ -16,7 +16,7 @@ from agentwatch import tool
 from agentwatch.sim import Fault, FaultPlan
 from runner.support import DEMO_TASK, DIRECT_TASK, EVAL_CASES, async_client, demo_agent, fast_limits, sync_client
 
-from .helpers import named, the, trace_spans, tree
+from .helpers import assert_one_http_span_per_attempt, named, the, trace_spans, tree
 
 test_tracer = trace.get_tracer("tests.telemetry")
 
@@ -95,27 +95,7 @@ def test_http_requests_are_traced_under_the_tool_and_under_the_chat_span(fresh_s
     finished = trace_spans(spans, result.trace_id)
 
     assert result.ok and '"status": "ok"' in result.tool_calls[0].output
-    shape = [(depth, name) for depth, name, _ in tree(finished)]
-    assert shape == [
-        (0, f"invoke_agent {agent.name}"),
-        (1, f"chat {agent.model}"),
-        (2, "POST"),
-        (1, "execute_tool health_check"),
-        (2, "GET"),
-        (1, f"chat {agent.model}"),
-        (2, "POST"),  # the attempt that got a 529
-        (2, "POST"),  # the retry
-    ]
-    http = [s for s in finished if s.name in ("GET", "POST")]
-    assert all(s.kind is SpanKind.CLIENT for s in http)
-    second_chat = named(finished, "chat")[1]
-    attempts = [s for s in http if s.parent.span_id == second_chat.context.span_id]
-    assert sorted(
-        s.attributes.get("http.response.status_code", s.attributes.get("http.status_code")) for s in attempts
-    ) == [
-        200,
-        529,
-    ]
+    assert_one_http_span_per_attempt(finished, agent)
 
 
 async def test_50_runs_in_one_gather_give_50_separate_complete_traces(sim, spans) -> None:
@@ -184,3 +164,23 @@ def test_the_sdk_span_is_off_by_default_and_a_child_of_chat_when_asked_for(sim, 
     assert len(sdk) == len(chats) == 2  # one SDK span per call, never a duplicate at the same level
     assert {s.parent.span_id for s in sdk} == {c.context.span_id for c in chats}
     assert all(s.kind is SpanKind.CLIENT for s in sdk)
+
+
+@pytest.mark.parametrize("mode", ["run", "arun"])
+async def test_the_result_carries_the_root_spans_context_typed_and_as_hex(sim, spans, mode) -> None:
+    agent = demo_agent("span-context")
+    if mode == "run":
+        result = agent.run(DIRECT_TASK, client=sync_client(sim))
+    else:
+        result = await agent.arun(DIRECT_TASK, client=async_client(sim))
+    root = the(trace_spans(spans, result.trace_id), "invoke_agent")
+
+    assert result.span_context == root.context and result.span_context.is_valid
+    assert (result.trace_id, result.span_id) == (
+        format(root.context.trace_id, "032x"),
+        format(root.context.span_id, "016x"),
+    )
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(result.span_context))  # usable as it is
+    with test_tracer.start_as_current_span("follow-up", context=parent) as follow_up:
+        pass
+    assert follow_up.parent is not None and follow_up.parent.span_id == root.context.span_id

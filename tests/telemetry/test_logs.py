@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from agentwatch import StopReason
 from agentwatch.sim import Fault, FaultPlan
+from agentwatch.telemetry import configure_json_logs
 from runner.support import DEMO_TASK, MODEL, async_client, consume, demo_agent, fast_limits, sync_client
 
 from .helpers import base_env, named, run_script, the, trace_spans
@@ -158,3 +166,105 @@ def test_with_a_logger_provider_records_go_out_over_otel_with_trace_context() ->
     assert all(int(r["span_id"], 16) != 0 for r in records)
     assert records[-1]["body"].startswith("run_end otlp-logs stop_reason=end_turn")
     assert {r["severity"] for r in records} == {"INFO"}
+
+
+def _lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_json_log_file_is_written_off_the_run_thread_with_the_runs_trace_context(sim, spans, tmp_path) -> None:
+    path = tmp_path / "logs" / "agentwatch.jsonl"
+    handler = configure_json_logs(path)
+    listener_thread = handler._writer
+    try:
+        agent = demo_agent("file-logs")
+        result = agent.run(DEMO_TASK, client=sync_client(sim))
+        handler.flush()  # returns once every record handed over so far is written
+        records = [r for r in _lines(path) if r.get("agent") == agent.name]
+    finally:
+        logging.getLogger("agentwatch").removeHandler(handler)
+        handler.close()
+
+    assert records[0]["event"] == "run_start" and records[-1]["event"] == "run_end"
+    assert len(records) == 9 and all(r["trace_id"] == result.trace_id for r in records)
+    finished = trace_spans(spans, result.trace_id)
+    chats = {span_id(s) for s in named(finished, "chat")}
+    assert {r["span_id"] for r in records if r["event"] == "llm_call"} == chats
+    assert {r["span_id"] for r in records if r["event"] in ("run_start", "run_end")} == {
+        span_id(the(finished, "invoke_agent"))
+    }
+    assert listener_thread is not None and not listener_thread.is_alive()  # close() drained and stopped it
+
+
+def test_a_program_that_crashes_after_a_run_still_has_its_run_end_line(tmp_path) -> None:
+    path = tmp_path / "crash.jsonl"
+    script = f"""
+        import anthropic
+        from agentwatch import Agent
+        from agentwatch.sim import Simulator
+        from agentwatch.telemetry import configure_json_logs
+        from agentwatch.tools import calculator
+
+        configure_json_logs({str(path)!r})
+        with Simulator() as sim:
+            agent = Agent(name="crashing", model="claude-haiku-4-5-20251001", tools=[calculator])
+            agent.run("What is 1234 * 5678?", client=anthropic.Anthropic(api_key="k", base_url=sim.base_url))
+        raise RuntimeError("the application crashed right after the run")
+    """
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, env=base_env()
+    )
+    assert completed.returncode == 1 and "the application crashed" in completed.stderr
+    events = [r["event"] for r in _lines(path) if r.get("agent") == "crashing"]
+    assert events[0] == "run_start" and events[-1] == "run_end" and events.count("run_end") == 1
+
+
+def test_a_process_killed_right_after_a_run_still_has_its_run_end_line(tmp_path) -> None:
+    """``os._exit`` skips atexit and logging.shutdown, as SIGKILL would: run_end is on disk when run() returns."""
+    path = tmp_path / "killed.jsonl"
+    script = f"""
+        import os
+        import anthropic
+        from agentwatch import Agent
+        from agentwatch.sim import Simulator
+        from agentwatch.telemetry import configure_json_logs
+        from agentwatch.tools import calculator
+
+        configure_json_logs({str(path)!r})
+        with Simulator() as sim:
+            agent = Agent(name="killed", model="claude-haiku-4-5-20251001", tools=[calculator])
+            agent.run("What is 1234 * 5678?", client=anthropic.Anthropic(api_key="k", base_url=sim.base_url))
+            os._exit(9)
+    """
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, env=base_env()
+    )
+    assert completed.returncode == 9, completed.stderr
+    events = [r["event"] for r in _lines(path) if r.get("agent") == "killed"]
+    assert events[0] == "run_start" and events[-1] == "run_end" and events.count("run_end") == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_worker_gets_a_listener_of_its_own(tmp_path) -> None:
+    path = tmp_path / "fork.jsonl"
+    script = f"""
+        import logging, os
+        from agentwatch.telemetry import configure_json_logs
+
+        handler = configure_json_logs({str(path)!r})
+        log = logging.getLogger("agentwatch")
+        log.info("parent", extra={{"event": "parent"}})
+        handler.flush()
+        pid = os.fork()
+        if pid == 0:  # a prefork worker: its records must reach the file too
+            log.info("child", extra={{"event": "child"}})
+            handler.flush()
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        log.info("parent again", extra={{"event": "parent_again"}})
+    """
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, env=base_env()
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert sorted(r["event"] for r in _lines(path)) == ["child", "parent", "parent_again"]

@@ -112,7 +112,9 @@ class Summary(_Model):
     p95_latency_s: float
 
 
-class AgentInfo(_Model):
+class EvaluatedAgent(_Model):
+    """The agent under evaluation, as the report names it."""
+
     name: str
     version: str | None
     model: str | None
@@ -136,7 +138,7 @@ class EvalReport(_Model):
     schema_version: int = SCHEMA_VERSION
     agentwatch_version: str
     dataset: DatasetInfo
-    agent: AgentInfo
+    agent: EvaluatedAgent
     started_at: str
     duration_s: float
     settings: Settings

@@ -26,10 +26,10 @@ from agentwatch.evals.judge import DEFAULT_JUDGE_MODEL, Judge
 from agentwatch.evals.progress import Progress
 from agentwatch.evals.protocols import AsyncAgent
 from agentwatch.evals.report import (
-    AgentInfo,
     CaseReport,
     DatasetInfo,
     EvalReport,
+    EvaluatedAgent,
     ScoreReport,
     Settings,
     TrialReport,
@@ -98,7 +98,7 @@ async def run_eval(
     return EvalReport(
         agentwatch_version=__version__,
         dataset=DatasetInfo(name=dataset.name, path=dataset.path, cases=len(dataset.cases)),
-        agent=AgentInfo(name=agent.name, version=agent.version, model=_agent_model(agent)),
+        agent=EvaluatedAgent(name=agent.name, version=agent.version, model=_agent_model(agent)),
         started_at=started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration_s=time.perf_counter() - start,
         settings=Settings(repeats=repeats, concurrency=concurrency, judge_model=model),
@@ -175,7 +175,7 @@ async def _run_trial(
         cost_usd=result.cost_usd,
         judge_cost_usd=sum(judge_costs) if judge_costs else None,
         duration_s=result.duration_s,
-        trace_id=result.trace_id if _is_trace_id(result.trace_id) else None,
+        trace_id=result.trace_id if result.span_context.is_valid else None,
         scores=[
             ScoreReport(
                 name=s.name,
@@ -188,10 +188,6 @@ async def _run_trial(
             for s in scores
         ],
     )
-
-
-def _is_trace_id(value: str) -> bool:
-    return len(value) == 32 and all(c in "0123456789abcdef" for c in value) and value != "0" * 32
 
 
 def _emit_score(

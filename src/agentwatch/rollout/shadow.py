@@ -27,7 +27,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN_ID, Link, Span, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind
 
 from agentwatch.evals.protocols import RolloutAgent
 from agentwatch.limits import Limits
@@ -286,14 +286,14 @@ class Shadow:
                 with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                     candidate = await asyncio.wait_for(self.candidate.arun(task, client=client), self.timeout_s)
             except asyncio.CancelledError as exc:  # close() or loop shutdown: record, then let it end
-                self._record(span, task, None, None, exc, caller)
+                self._record(span, task, None, None, exc)
                 raise
             except Exception as exc:  # includes TimeoutError
                 error = exc
             primary: RunResult | None = None
             with contextlib.suppress(Exception):
                 primary = await asyncio.wait_for(asyncio.shield(primary_done), self.timeout_s)
-            self._record(span, task, primary, candidate, error, caller)
+            self._record(span, task, primary, candidate, error)
         except Exception:
             logger.warning("agentwatch shadow run could not be recorded", exc_info=True)
         finally:
@@ -318,7 +318,7 @@ class Shadow:
             primary: RunResult | None = None
             with contextlib.suppress(Exception):
                 primary = primary_done.result(timeout=self.timeout_s)
-            self._record(span, task, primary, candidate, error, caller)
+            self._record(span, task, primary, candidate, error)
         except Exception:
             logger.warning("agentwatch shadow run could not be recorded", exc_info=True)
         finally:
@@ -331,14 +331,13 @@ class Shadow:
         primary: RunResult | None,
         candidate: RunResult | None,
         error: BaseException | None,
-        caller: SpanContext | None,
     ) -> None:
         """Divergence on the span, in the metrics and in a log record; then ``on_outcome``."""
         divergence = compare_runs(primary, candidate) if primary and candidate else None
         error_type = None if error is None else ("timeout" if isinstance(error, TimeoutError) else type(error).__name__)
         message = None if error is None else redact(f"{error_type}: {error}")[:512]
         try:
-            link = _primary_link(primary, caller)
+            link = _primary_link(primary)
             if link is not None:
                 span.add_link(link, {n.AW_ROLLOUT_ROLE: n.ROLE_PRIMARY})
             attributes: dict[str, Any] = {}
@@ -451,25 +450,8 @@ def _current_span_context() -> SpanContext | None:
     return context if context.is_valid else None
 
 
-def _primary_link(primary: RunResult | None, caller: SpanContext | None) -> SpanContext | None:
-    """The primary run's span context as far as it is known: its root span from ``span_id``; without a
-    valid one (no tracer provider), nothing when the caller's span is in that trace (the start link
-    already points at the run's parent), else the trace itself."""
-    if primary is None or not _is_hex(primary.trace_id, 32):
+def _primary_link(primary: RunResult | None) -> SpanContext | None:
+    """The primary run's root span, to link to; nothing when it has none (no tracer provider)."""
+    if primary is None or not primary.span_context.is_valid:
         return None
-    trace_id = int(primary.trace_id, 16)
-    span_id = getattr(primary, "span_id", None)
-    if isinstance(span_id, str) and _is_hex(span_id, 16):
-        return SpanContext(trace_id, int(span_id, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    if caller is not None and caller.trace_id == trace_id:
-        return None
-    return SpanContext(trace_id, INVALID_SPAN_ID, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-
-def _is_hex(value: Any, length: int) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == length
-        and value.strip("0123456789abcdef") == ""
-        and int(value, 16) != 0
-    )
+    return primary.span_context

@@ -96,7 +96,7 @@ def _account_cut_stream(state: RunState, plan: CallPlan, call: CallObservation |
 
 
 def _tool_description(state: RunState, name: str) -> str | None:
-    tool = state.agent.tools_by_name.get(name)
+    tool = state.agent._tools_by_name.get(name)
     return tool.description if tool is not None else None
 
 
@@ -178,7 +178,7 @@ def _tools_sync(state: RunState, uses: list[ToolUse]) -> Generator[RunEvent, Non
         )
         with state.recorder.activate(observation.span if observation else None):
             outcome = execute_tool(
-                state.agent.tools_by_name,
+                state.agent._tools_by_name,
                 use.name,
                 use.input,
                 timeout_s=state.tool_timeout(),
@@ -312,7 +312,7 @@ async def _tool_async(state: RunState, use: ToolUse) -> ToolOutcome:
     try:
         with state.recorder.activate(observation.span if observation else None):
             outcome = await aexecute_tool(
-                state.agent.tools_by_name,
+                state.agent._tools_by_name,
                 use.name,
                 use.input,
                 timeout_s=state.tool_timeout(),

@@ -130,7 +130,7 @@ class RunState:
     def __post_init__(self) -> None:
         self.guards = Guards(self.agent.limits, self.agent.pricing)
         self.messages = [{"role": "user", "content": self.task}]
-        self._pending_bytes = _utf8_len(self.task) + self.agent.prompt_bytes
+        self._pending_bytes = _utf8_len(self.task) + self.agent._prompt_bytes
 
     # --- before a call -------------------------------------------------------------------------------
     def check_task(self) -> Stop | None:
@@ -202,10 +202,10 @@ class RunState:
             "max_tokens": plan.max_tokens,
             "messages": self.messages,
         }
-        system = agent.system_param()
+        system = agent._system_param
         if system is not None:
             kwargs["system"] = system
-        tools = agent.tool_params()
+        tools = agent._tool_params
         if tools:
             kwargs["tools"] = tools
         if agent.stop_sequences:
@@ -260,7 +260,7 @@ class RunState:
 
     def account_usage(self, model: str, usage: Usage) -> float | None:
         """Add one response's (or one cut-short stream's) usage and cost to the run; return the cost."""
-        cost = self.agent.pricing.cost(model, usage, batch=False)
+        cost = self.agent.pricing.cost(model, usage)
         self.usage = self.usage + usage
         self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 10)
         if model not in self.models:
@@ -377,6 +377,7 @@ class RunState:
             tool_calls=list(self.tool_calls),
             trace_id=self.recorder.trace_id(),
             span_id=self.recorder.span_id(),
+            span_context=self.recorder.span_context(),
             duration_s=time.perf_counter() - self.started,
             stop_detail=stop.detail,
             models=list(self.models) or [self.agent.model],

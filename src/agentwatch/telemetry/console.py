@@ -25,12 +25,11 @@ class SpanTreeCollector(SpanExporter):
             self._spans.extend(spans)
         return SpanExportResult.SUCCESS
 
-    def spans_of(self, trace_id: str) -> list[ReadableSpan]:
-        wanted = int(trace_id, 16)
+    def spans_of(self, trace_id: int) -> list[ReadableSpan]:
         with self._lock:
-            return [s for s in self._spans if s.context is not None and s.context.trace_id == wanted]
+            return [s for s in self._spans if s.context is not None and s.context.trace_id == trace_id]
 
-    def render(self, trace_id: str) -> str:
+    def render(self, trace_id: int) -> str:
         """The tree of ``trace_id`` as indented lines: name, duration, tokens, cost, status."""
         spans = self.spans_of(trace_id)
         ids = {s.context.span_id for s in spans if s.context is not None}

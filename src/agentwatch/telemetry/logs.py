@@ -3,6 +3,11 @@
 The library only emits on the ``agentwatch`` logger; where records go is the application's choice
 (``configure_json_logs`` for a file or stream; ``telemetry.setup`` adds OTLP export). Each record is
 one decision: ``event`` names it, the other fields are flat keys documented in the README.
+
+``configure_json_logs`` formats and writes on a thread of its own, in batches (every 0.1 s), so a run's
+thread only hands records over (the trace context is taken on the run's thread, when the record is made).
+Nothing is lost at exit: ``flush()`` waits for what was handed over, and closing the handler
+(``logging.shutdown`` does it at interpreter exit, after an unhandled exception too) drains it first.
 """
 
 from __future__ import annotations
@@ -10,18 +15,29 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import logging.handlers
+import os
+import queue
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import IO, Any
 
 from opentelemetry import trace
 
 from agentwatch.telemetry.content import MASK, exception_attributes, redact
-from agentwatch.telemetry.names import LOGGER_NAME
+from agentwatch.telemetry.names import LOG_RUN_END, LOGGER_NAME
 
 _REDACTED = "_agentwatch_redacted"  # set on a record once redact_record has run
-_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", _REDACTED}
+_SPAN_CONTEXT = "_agentwatch_span_context"  # set on a record handed to another thread: the caller's span
+_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    _REDACTED,
+    _SPAN_CONTEXT,
+}
 
 
 def redact_record(record: logging.LogRecord) -> None:
@@ -105,7 +121,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        context = trace.get_current_span().get_span_context()
+        context = record.__dict__.get(_SPAN_CONTEXT) or trace.get_current_span().get_span_context()
         if context.is_valid:
             out["trace_id"] = format(context.trace_id, "032x")
             out["span_id"] = format(context.span_id, "016x")
@@ -113,15 +129,130 @@ class JsonFormatter(logging.Formatter):
         return _encode(out)
 
 
+class _Flush:
+    """A marker in the queue: the writer sets ``done`` once every record before it is written."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class QueuedJsonHandler(logging.handlers.QueueHandler):
+    """Hands records to a writer thread that formats them as JSON lines and appends them to ``stream``.
+
+    The caller's thread keeps only what cannot wait: the record and its trace context. The writer wakes
+    every ``interval_s`` and writes what arrived as one batch (waking it per record would make every run
+    wait for the other thread to take the GIL). ``flush`` returns once everything handed over so far is
+    written; ``close`` drains, then stops. A run's ``run_end`` record is flushed before the run returns, so a
+    process killed right after a run still has its last line. More than ``max_pending`` records waiting (a
+    stalled disk) makes the caller wait for the writer rather than lose a record.
+    """
+
+    def __init__(
+        self, stream: IO[str], *, owns_stream: bool, interval_s: float = 0.1, max_pending: int = 65_536
+    ) -> None:
+        self.pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        super().__init__(self.pending)
+        self.setFormatter(JsonFormatter())
+        self.stream = stream
+        self.owns_stream = owns_stream
+        self.interval_s = interval_s
+        self.max_pending = max_pending
+        self._writer: threading.Thread | None = None
+        self._start()
+        os.register_at_fork(after_in_child=functools.partial(_restart_in_child, weakref.ref(self)))
+
+    def _start(self) -> None:
+        self._wake = threading.Event()
+        self._stopping = False
+        self._writer = threading.Thread(target=self._write_loop, name="agentwatch-json-logs", daemon=True)
+        self._writer.start()
+
+    def prepare(self, record: logging.LogRecord) -> Any:
+        """The record as it is, plus the current span (the writer thread has no context of its own)."""
+        record.__dict__[_SPAN_CONTEXT] = trace.get_current_span().get_span_context()
+        if record.args:  # render now: the arguments may change after the call
+            record.msg, record.args = record.getMessage(), None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self.pending.qsize() >= self.max_pending:
+            self.flush()
+        self.pending.put_nowait(record)
+        if record.__dict__.get("event") == LOG_RUN_END:
+            self.flush()
+
+    def _write_loop(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            self._write_pending()
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        lines: list[str] = []
+        flushes: list[_Flush] = []
+        while True:
+            try:
+                item = self.pending.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Flush):
+                flushes.append(item)
+                continue
+            try:
+                lines.append(self.format(item))
+            except Exception:
+                self.handleError(item)
+        if lines:
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except Exception as exc:
+                sys.stderr.write(f"agentwatch could not write {len(lines)} JSON log lines: {exc}\n")
+        for marker in flushes:
+            marker.done.set()
+
+    def flush(self) -> None:
+        writer = self._writer
+        if writer is None or not writer.is_alive():
+            return
+        marker = _Flush()
+        self.pending.put_nowait(marker)
+        self._wake.set()
+        marker.done.wait(10.0)
+
+    def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._stopping = True
+            self._wake.set()
+            writer.join(10.0)  # writes every record queued before it, then ends
+            if self.owns_stream:
+                self.stream.close()
+        super().close()
+
+
+def _restart_in_child(ref: weakref.ref[QueuedJsonHandler]) -> None:
+    """A forked child (a prefork worker) has no writer thread: give it its own, with a fresh queue."""
+    handler = ref()
+    if handler is not None and handler._writer is not None:
+        handler.pending = queue.SimpleQueue()
+        handler.queue = handler.pending
+        handler._start()
+
+
 def configure_json_logs(target: str | Path | IO[str] | None = None, level: int = logging.INFO) -> logging.Handler:
-    """Send ``agentwatch`` records as JSON lines to a file path or stream (default stderr); returns the handler."""
-    handler: logging.Handler
+    """Send ``agentwatch`` records as JSON lines to a file path or stream (default stderr); returns the handler.
+
+    Records are written on a writer thread (see the module docstring); ``handler.flush()`` waits for them.
+    """
     if isinstance(target, str | Path):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(target, encoding="utf-8")
+        handler = QueuedJsonHandler(open(target, "a", encoding="utf-8"), owns_stream=True)  # noqa: SIM115
     else:
-        handler = logging.StreamHandler(target or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+        handler = QueuedJsonHandler(target or sys.stderr, owns_stream=False)
     logger.addHandler(handler)
     if logger.level == logging.NOTSET or logger.level > level:
         logger.setLevel(level)

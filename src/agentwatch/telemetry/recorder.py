@@ -63,6 +63,46 @@ def never_raises(method: Callable[P, R | None]) -> Callable[P, R | None]:
     return guarded
 
 
+# Metric attribute sets, built once per distinct combination and shared by every point that uses them (the
+# SDK copies what it keeps; nothing here mutates them). ``base`` is the agent's name/version pairs.
+_Base = tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _chat_metric_attrs(
+    base: _Base, model: str, response_model: str | None, error_type: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """For one chat call: (duration, time to first chunk, input tokens, output tokens, spend)."""
+    call = {n.GEN_AI_OPERATION_NAME: n.OP_CHAT, n.GEN_AI_PROVIDER_NAME: n.PROVIDER_ANTHROPIC}
+    call[n.GEN_AI_REQUEST_MODEL] = model
+    call.update(base)
+    if response_model is not None:
+        call[n.GEN_AI_RESPONSE_MODEL] = response_model
+    return (
+        {**call, n.ERROR_TYPE: error_type} if error_type is not None else call,
+        call,
+        {**call, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_INPUT},
+        {**call, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_OUTPUT},
+        {**dict(base), n.GEN_AI_REQUEST_MODEL: model},
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _run_metric_attrs(base: _Base, stop_reason: str) -> dict[str, Any]:
+    return {**dict(base), n.AW_RUN_STOP_REASON: stop_reason}
+
+
+@functools.lru_cache(maxsize=1024)
+def _tool_metric_attrs(
+    base: _Base, tool: str, outcome: str, error_type: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """For one tool call: (duration, calls by outcome)."""
+    duration = {n.GEN_AI_TOOL_NAME: tool, **dict(base)}
+    if error_type is not None:
+        duration[n.ERROR_TYPE] = error_type
+    return duration, {n.GEN_AI_TOOL_NAME: tool, n.AW_TOOL_OUTCOME: outcome, **dict(base)}
+
+
 @functools.cache
 def tracer() -> trace.Tracer:
     """agentwatch's tracer from the global provider (a proxy until one is set, so caching is safe)."""
@@ -134,11 +174,15 @@ class RunRecorder:
         self.base_metric_attrs: dict[str, str] = {n.GEN_AI_AGENT_NAME: agent.name}
         if agent.version:
             self.base_metric_attrs[n.AW_AGENT_VERSION] = agent.version
+        self._base: _Base = tuple(self.base_metric_attrs.items())
 
     # --- context -------------------------------------------------------------------------------------
     def activate(self, span: Span | None = None) -> _Active:
         """Make ``span`` (default: the run span) current for the duration of real work; never across a yield."""
         return _Active(trace.set_span_in_context(span or self.run_span, self.run_context))
+
+    def span_context(self) -> trace.SpanContext:
+        return self.run_span.get_span_context()
 
     def trace_id(self) -> str:
         context = self.run_span.get_span_context()
@@ -233,7 +277,7 @@ class RunRecorder:
         span.set_attributes(attributes)
         if result.stop_reason is StopReason.ERROR:
             self._error(span, None, result.error or "error", result.stop_detail or "run failed")
-        metric_attrs = {**self.base_metric_attrs, n.AW_RUN_STOP_REASON: result.stop_reason.value}
+        metric_attrs = _run_metric_attrs(self._base, result.stop_reason.value)
         m = self.metrics
         ctx = self._exemplar_context(span)
         m.runs.add(1, metric_attrs, ctx)
@@ -404,48 +448,40 @@ class RunRecorder:
                 cost_usd = round(cost_usd + call.cut_cost, 10)
             else:
                 cost_usd = None
-        metric_attrs: dict[str, Any] = {
-            n.GEN_AI_OPERATION_NAME: n.OP_CHAT,
-            n.GEN_AI_PROVIDER_NAME: n.PROVIDER_ANTHROPIC,
-            n.GEN_AI_REQUEST_MODEL: call.model,
-            **self.base_metric_attrs,
-        }
         attributes: dict[str, Any] = {n.AW_CALL_ATTEMPTS: call.attempts}
+        response_model = None
         if message is not None:
             response_model = getattr(message, "model", None) or call.model
-            metric_attrs[n.GEN_AI_RESPONSE_MODEL] = response_model
             attributes[n.GEN_AI_RESPONSE_ID] = getattr(message, "id", "") or ""
             attributes[n.GEN_AI_RESPONSE_MODEL] = response_model
             stop_reason = getattr(message, "stop_reason", None)
             if stop_reason:
                 attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [str(stop_reason)]
+        error_type = type(exc).__name__ if exc is not None else None
+        duration_attrs, first_chunk_attrs, input_attrs, output_attrs, spend_attrs = _chat_metric_attrs(
+            self._base, call.model, response_model, error_type
+        )
         if usage is not None:
             attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input_tokens
             attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             attributes[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
             attributes[n.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
-            self.metrics.token_usage.record(
-                usage.total_input_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_INPUT}, ctx
-            )
-            self.metrics.token_usage.record(
-                usage.output_tokens, {**metric_attrs, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_OUTPUT}, ctx
-            )
+            self.metrics.token_usage.record(usage.total_input_tokens, input_attrs, ctx)
+            self.metrics.token_usage.record(usage.output_tokens, output_attrs, ctx)
         if cost_usd is not None:
             attributes[n.AW_CALL_COST_USD] = cost_usd
-            self.metrics.spend.add(cost_usd, {**self.base_metric_attrs, n.GEN_AI_REQUEST_MODEL: call.model}, ctx)
+            self.metrics.spend.add(cost_usd, spend_attrs, ctx)
         if call.first_chunk_s is not None:
             attributes[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_s
-            self.metrics.time_to_first_chunk.record(call.first_chunk_s, metric_attrs, ctx)
+            self.metrics.time_to_first_chunk.record(call.first_chunk_s, first_chunk_attrs, ctx)
         if output_blocks is not None and self.content.on_spans:
             attributes[n.GEN_AI_OUTPUT_MESSAGES] = self.content.render(
                 to_semconv_messages([{"role": "assistant", "content": output_blocks}])
             )
         span.set_attributes(attributes)
-        if exc is not None:
-            error_type = type(exc).__name__
-            metric_attrs[n.ERROR_TYPE] = error_type
+        if exc is not None and error_type is not None:
             self._error(span, exc, error_type, f"{error_type}: {exc}")
-        self.metrics.operation_duration.record(duration, metric_attrs, ctx)
+        self.metrics.operation_duration.record(duration, duration_attrs, ctx)
         usage = usage or Usage()
         self._log(
             n.LOG_LLM_CALL,
@@ -462,7 +498,7 @@ class RunRecorder:
             cost_usd=cost_usd,
             attempts=call.attempts,
             duration_s=round(duration, 4),
-            error_type=type(exc).__name__ if exc is not None else None,
+            error_type=error_type,
         )
         if self.content.in_events:
             details = {
@@ -530,9 +566,10 @@ class RunRecorder:
         span.set_attribute(n.AW_TOOL_ATTEMPTS, attempts)
         if self.content.on_spans:
             span.set_attribute(n.GEN_AI_TOOL_CALL_RESULT, self.content.render(content))
-        duration_attrs: dict[str, Any] = {n.GEN_AI_TOOL_NAME: tool.name, **self.base_metric_attrs}
+        duration_attrs, calls_attrs = _tool_metric_attrs(
+            self._base, tool.name, outcome, (error_type or "error") if is_error else None
+        )
         if is_error:
-            duration_attrs[n.ERROR_TYPE] = error_type or "error"
             self._error(span, None, error_type or "error", content)
             # The executor turned the exception into the tool result; record it as the exception event.
             span.add_event(
@@ -541,9 +578,7 @@ class RunRecorder:
             )
         ctx = self._exemplar_context(span)
         self.metrics.tool_duration.record(duration_s, duration_attrs, ctx)
-        self.metrics.tool_calls.add(
-            1, {n.GEN_AI_TOOL_NAME: tool.name, n.AW_TOOL_OUTCOME: outcome, **self.base_metric_attrs}, ctx
-        )
+        self.metrics.tool_calls.add(1, calls_attrs, ctx)
         self._log(
             n.LOG_TOOL_RESULT,
             f"tool_result {tool.name} outcome={outcome}",
