@@ -141,6 +141,11 @@ AW_SHADOW_TOOLS_MATCH: Final = "agentwatch.shadow.tools_match"
 AW_SHADOW_STOP_REASON_MATCH: Final = "agentwatch.shadow.stop_reason_match"
 AW_SHADOW_COST_DELTA_USD: Final = "agentwatch.shadow.cost_delta_usd"
 AW_SHADOW_LATENCY_DELTA_S: Final = "agentwatch.shadow.latency_delta_s"
+# Queue (agentwatch.queue): on the Celery consumer span of a job.
+AW_QUEUE_WAIT_S: Final = "agentwatch.queue.wait_s"  # submit to the start of the delivery that runs it
+AW_QUEUE_DELIVERY: Final = "agentwatch.queue.delivery"  # 1 for the first delivery of a job
+MESSAGING_DESTINATION_NAME: Final = "messaging.destination.name"  # the queue
+MESSAGING_MESSAGE_ID: Final = "messaging.message.id"  # the run id
 
 # Values of agentwatch.rollout.role.
 ROLE_PRIMARY: Final = "primary"
@@ -185,6 +190,11 @@ M_SHADOW_SIMILARITY: Final = ("agentwatch.shadow.answer_similarity", "1")
 # -> agentwatch_shadow_answer_similarity_ratio_*  (unit "1" becomes _ratio)
 M_SHADOW_SPEND: Final = ("agentwatch.shadow.spend.usd", "{USD}")  # agentwatch_shadow_spend_usd_total
 M_CANARY_ROLLBACKS: Final = ("agentwatch.canary.rollbacks", "{rollback}")  # agentwatch_canary_rollbacks_total
+# Queue metrics (agentwatch.queue), labelled messaging_destination_name.
+M_QUEUE_DEPTH: Final = ("agentwatch.queue.depth", "{job}")  # agentwatch_queue_depth (observable gauge)
+M_QUEUE_OLDEST_AGE: Final = ("agentwatch.queue.oldest_job.age", "s")  # agentwatch_queue_oldest_job_age_seconds
+M_QUEUE_WAIT: Final = ("agentwatch.queue.wait.duration", "s")  # agentwatch_queue_wait_duration_seconds_*
+M_QUEUE_DEAD_LETTERS: Final = ("agentwatch.queue.dead_letters", "{job}")  # agentwatch_queue_dead_letters_total
 
 # Bucket boundaries. Token and duration buckets are the conventions' advice.
 TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -193,6 +203,7 @@ RUN_DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 3
 COST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SIMILARITY_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 ITERATION_BUCKETS: Final = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
+QUEUE_WAIT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 # --- structured log events (the ``event`` field of every JSON record) ------------------------------
 LOGGER_NAME: Final = "agentwatch"
