@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
-from agentwatch import Agent, Limits
+from agentwatch import Agent, Limits, tool
 from agentwatch.tools.builtins import calculator
 
 MODEL = "claude-haiku-4-5-20251001"
@@ -18,3 +20,13 @@ plain = Agent(name="queue-plain", model=MODEL, limits=Limits(timeout_s=6, max_it
 def ref(name: str) -> str:
     """The reference a worker is started with and a job names (``path/file.py:attr``)."""
     return f"{HERE / 'queue_agents.py'}:{name}"
+
+
+@tool
+def crash(reason: str = "") -> str:
+    """Kill the process running this tool (a job that takes its worker down every time)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+crashy = Agent(name="queue-crashy", model=MODEL, tools=[calculator, crash], limits=Limits(timeout_s=6, max_retries=1))

@@ -6,13 +6,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import QUEUE, RedisServer, WorkerFactory, queue_drained, requests_for
-from e2e.stack import wait_until
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from otlp_receiver import OtlpReceiver
 from queue_agents import ref
+from queue_support import QUEUE, RedisServer, WorkerFactory, queue_drained, requests_for
 
 from agentwatch import StopReason
 from agentwatch.queue import RunFailed, RunNotFound, result, submit
@@ -20,12 +18,18 @@ from agentwatch.queue.client import resolve_broker
 from agentwatch.queue.jobs import dead_letters
 from agentwatch.sim import Simulator
 from agentwatch.telemetry import names as n
+from e2e.stack import wait_until
+from otlp_receiver import OtlpReceiver
 
 CALC = ref("calc")
 
 
 def test_submit_then_result_is_one_trace_across_processes(
-    redis_server: RedisServer, start_worker: WorkerFactory, sim: Simulator, otlp: OtlpReceiver, spans: InMemorySpanExporter
+    redis_server: RedisServer,
+    start_worker: WorkerFactory,
+    sim: Simulator,
+    otlp: OtlpReceiver,
+    spans: InMemorySpanExporter,
 ) -> None:
     start_worker("calc", sim, otlp)
     marker = uuid.uuid4().hex[:8]
@@ -110,9 +114,12 @@ def test_a_poison_job_lands_in_the_dead_letter_list(
     assert letter.run_id == run_id and letter.agent_ref == "somewhere.else:agent"
     assert "start `agentwatch worker somewhere.else:agent`" in letter.error
     assert letter.trace_id == format(enqueue.get_span_context().trace_id, "032x")
-    assert wait_until(
-        lambda: otlp.metric_points(n.M_QUEUE_DEAD_LETTERS[0]), 30, 0.1, what="the dead-letter counter"
-    )[-1]["asInt"] == "1"
+    assert (
+        wait_until(lambda: otlp.metric_points(n.M_QUEUE_DEAD_LETTERS[0]), 30, 0.1, what="the dead-letter counter")[-1][
+            "asInt"
+        ]
+        == "1"
+    )
 
 
 def test_result_of_an_unknown_run_says_so(redis_server: RedisServer) -> None:

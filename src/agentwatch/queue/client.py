@@ -57,7 +57,9 @@ def _where(url: str) -> str:
 def producer_app(url: str) -> Celery:
     """The Celery app used to publish to ``url`` (one per URL and process)."""
     instrument_celery()
-    return make_app(QueueSettings(url))
+    app = make_app(QueueSettings(url))
+    app.conf.result_backend_always_retry = False  # a caller asking for a result gets a prompt, clear error
+    return app
 
 
 def instrument_celery() -> None:
@@ -125,7 +127,7 @@ def result(run_id: str, *, timeout: float | None = None, broker: str | None = No
         return RunResult.from_dict(outcome.result)
     except celery.exceptions.TimeoutError:
         raise RunPending(f"run {run_id} has not finished after {timeout}s.") from None
-    except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+    except (redis.RedisError, kombu.exceptions.OperationalError, celery.exceptions.BackendError) as exc:
         raise QueueUnavailable(
             f"cannot reach the queue at {_where(url)} ({type(exc).__name__}: {exc}); the run itself is unaffected: "
             "ask again once Redis is back."
