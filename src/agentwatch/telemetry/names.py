@@ -146,6 +146,28 @@ AW_QUEUE_WAIT_S: Final = "agentwatch.queue.wait_s"  # submit to the start of the
 AW_QUEUE_DELIVERY: Final = "agentwatch.queue.delivery"  # 1 for the first delivery of a job
 MESSAGING_DESTINATION_NAME: Final = "messaging.destination.name"  # the queue
 MESSAGING_MESSAGE_ID: Final = "messaging.message.id"  # the run id
+MESSAGING_SYSTEM: Final = "messaging.system"
+MESSAGING_OPERATION_TYPE: Final = "messaging.operation.type"
+# Serverless (agentwatch.serverless), FaaS semantic conventions. Span attributes:
+FAAS_TRIGGER: Final = "faas.trigger"  # http | pubsub | other
+FAAS_INVOCATION_ID: Final = "faas.invocation_id"
+FAAS_COLDSTART: Final = "faas.coldstart"
+CLOUD_RESOURCE_ID: Final = "cloud.resource_id"  # the function ARN
+CLOUD_ACCOUNT_ID: Final = "cloud.account.id"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+URL_PATH: Final = "url.path"
+AW_FAAS_DEADLINE_S: Final = "agentwatch.faas.run_deadline_s"  # the run's timeout the invocation left it
+# Resource attributes:
+CLOUD_PROVIDER: Final = "cloud.provider"
+CLOUD_PLATFORM: Final = "cloud.platform"
+CLOUD_REGION: Final = "cloud.region"
+FAAS_NAME: Final = "faas.name"
+FAAS_VERSION: Final = "faas.version"
+FAAS_INSTANCE: Final = "faas.instance"
+FAAS_MAX_MEMORY: Final = "faas.max_memory"  # bytes
+TRIGGER_HTTP: Final = "http"
+TRIGGER_PUBSUB: Final = "pubsub"
+TRIGGER_OTHER: Final = "other"
 
 # Values of agentwatch.rollout.role.
 ROLE_PRIMARY: Final = "primary"
