@@ -83,7 +83,8 @@ def test_a_job_that_kills_its_worker_every_time_is_dead_lettered(
     with pytest.raises(RunFailed, match="poison"):
         result(run_id, timeout=120, broker=redis_server.url)
     [letter] = dead_letters(redis_server.client(), QUEUE)
-    assert letter.run_id == run_id and letter.deliveries == 4 and "max_deliveries=3" in letter.error
+    assert letter.run_id == run_id and letter.deliveries == 4 and letter.reason == "poison"
+    assert "max_deliveries=3" in letter.error
 
 
 def test_redis_killed_and_restarted_under_load_loses_no_job(

@@ -111,7 +111,7 @@ def test_a_poison_job_lands_in_the_dead_letter_list(
         result(run_id, timeout=60, broker=redis_server.url)
 
     [letter] = dead_letters(redis_server.client(), QUEUE)
-    assert letter.run_id == run_id and letter.agent_ref == "somewhere.else:agent"
+    assert letter.run_id == run_id and letter.agent_ref == "somewhere.else:agent" and letter.reason == "unserved_agent"
     assert "start `agentwatch worker somewhere.else:agent`" in letter.error
     assert letter.trace_id == format(enqueue.get_span_context().trace_id, "032x")
     assert (
@@ -131,3 +131,23 @@ def test_no_broker_configured_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("AGENTWATCH_BROKER_URL", raising=False)
     with pytest.raises(ValueError, match="AGENTWATCH_BROKER_URL"):
         resolve_broker()
+
+
+def test_queue_depth_and_oldest_job_age_are_read_from_redis(
+    redis_server: RedisServer, start_worker: WorkerFactory, otlp: OtlpReceiver
+) -> None:
+    with Simulator(latency_s=1.0) as slow:
+        start_worker("plain", slow, otlp)
+        run_ids = [submit(ref("plain"), f"Say hello {i}", broker=redis_server.url) for i in range(4)]
+
+        def waiting() -> list:
+            depths = [int(p.get("asInt", 0)) for p in otlp.metric_points(n.M_QUEUE_DEPTH[0])]
+            ages = [p.get("asDouble", 0.0) for p in otlp.metric_points(n.M_QUEUE_OLDEST_AGE[0])]
+            return [max(depths), max(ages)] if depths and ages and max(depths) >= 1 and max(ages) > 0 else []
+
+        depth, age = wait_until(waiting, 30, 0.1, what="queue depth and oldest job age while jobs wait")
+        assert 1 <= depth <= 3 and age > 0
+        for run_id in run_ids:
+            result(run_id, timeout=60, broker=redis_server.url)
+    attributes = otlp.metric_points(n.M_QUEUE_DEPTH[0])[-1]["attributes"]
+    assert attributes == [{"key": n.MESSAGING_DESTINATION_NAME, "value": {"stringValue": QUEUE}}]

@@ -37,7 +37,11 @@ class JobFailed(Exception):
 
 
 class _Permanent(Exception):
-    """Raised inside a delivery for a failure that running again cannot fix."""
+    """Raised inside a delivery for a failure that running again cannot fix; ``reason`` is a DEAD_* value."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @cache
@@ -82,16 +86,18 @@ def _deliver(
         span.set_attribute(n.AW_QUEUE_DELIVERY, delivery)
         if delivery > settings.max_deliveries:
             raise _Permanent(
+                n.DEAD_POISON,
                 f"delivered {delivery - 1} times without finishing (its worker died each time); "
-                f"treated as poison after max_deliveries={settings.max_deliveries}"
+                f"treated as poison after max_deliveries={settings.max_deliveries}",
             )
         if agent_ref not in serves:
             raise _Permanent(
+                n.DEAD_UNSERVED_AGENT,
                 f"this worker serves {', '.join(serves) or 'no agent'}, not {agent_ref!r}: "
-                f"start `agentwatch worker {agent_ref}` for it"
+                f"start `agentwatch worker {agent_ref}` for it",
             )
         if not isinstance(task, str) or not task.strip():
-            raise _Permanent(f"the task must be a non-empty string; got {task!r}")
+            raise _Permanent(n.DEAD_INVALID_JOB, f"the task must be a non-empty string; got {task!r}")
         agent = _agent(agent_ref)
         claim = jobs.Claim(client, run_id, settings.claim_lease_s)
         if not jobs.wait_for_claim(claim, lambda: stored.successful(), settings.visibility_timeout_s):
@@ -111,20 +117,26 @@ def _deliver(
                 raise job.retry(exc=exc, countdown=min(2**job.request.retries, 30)) from exc
             except Reject as unpublished:  # Redis is down: leave the message for redelivery instead of failing it
                 raise Reject(f"retry not published: {unpublished}", requeue=True) from exc
-        _fail(job, settings, agent_ref, task, delivery, exc, f"retries used up ({settings.max_retries}): {exc}")
+        failure = _Permanent(n.DEAD_RETRIES_EXHAUSTED, f"retries used up ({settings.max_retries}): {exc}")
+        _fail(job, settings, agent_ref, task, delivery, failure, exc)
     except SoftTimeLimitExceeded as exc:
-        _fail(
-            job, settings, agent_ref, task, delivery, exc, f"ran past the soft time limit {settings.soft_time_limit_s}s"
-        )
+        failure = _Permanent(n.DEAD_TIME_LIMIT, f"ran past the soft time limit {settings.soft_time_limit_s}s")
+        _fail(job, settings, agent_ref, task, delivery, failure, exc)
     except _Permanent as exc:
-        _fail(job, settings, agent_ref, task, delivery, exc, str(exc))
+        _fail(job, settings, agent_ref, task, delivery, exc, exc)
     except Exception as exc:
-        _fail(job, settings, agent_ref, task, delivery, exc, f"{type(exc).__name__}: {exc}")
+        _fail(job, settings, agent_ref, task, delivery, _Permanent(n.DEAD_CRASH, f"{type(exc).__name__}: {exc}"), exc)
     raise AssertionError("unreachable: _fail raises")
 
 
 def _fail(
-    job: Task, settings: QueueSettings, agent_ref: str, task: str, delivery: int, exc: BaseException, detail: str
+    job: Task,
+    settings: QueueSettings,
+    agent_ref: str,
+    task: str,
+    delivery: int,
+    failure: _Permanent,
+    cause: BaseException,
 ) -> None:
     """Dead-letter the job, count it, and raise ``JobFailed`` (Celery stores it as the job's outcome)."""
     context = trace.get_current_span().get_span_context()
@@ -132,8 +144,9 @@ def _fail(
         run_id=job.request.id,
         agent_ref=agent_ref,
         task=task if isinstance(task, str) else repr(task),
-        error_type=type(exc).__name__,
-        error=detail,
+        reason=failure.reason,
+        error_type=type(cause).__name__,
+        error=str(failure),
         trace_id=format(context.trace_id, "032x"),
         deliveries=delivery,
         failed_at=time.time(),
@@ -141,5 +154,5 @@ def _fail(
     try:
         jobs.push_dead_letter(jobs.connect(settings.broker_url), settings.queue, letter)
     finally:
-        dead_letter_counter().add(1, {n.MESSAGING_DESTINATION_NAME: settings.queue, n.ERROR_TYPE: letter.error_type})
-    raise JobFailed(f"run {letter.run_id} failed for good: {detail}") from exc
+        dead_letter_counter().add(1, {n.MESSAGING_DESTINATION_NAME: settings.queue, n.ERROR_TYPE: letter.reason})
+    raise JobFailed(f"run {letter.run_id} failed for good ({letter.reason}): {letter.error}") from cause

@@ -105,6 +105,7 @@ class DeadLetter:
     run_id: str
     agent_ref: str
     task: str
+    reason: str  # poison | unserved_agent | invalid_job | retries_exhausted | time_limit | crash
     error_type: str
     error: str
     trace_id: str

@@ -182,6 +182,14 @@ TOOL_TIMEOUT: Final = "timeout"
 TOOL_INVALID_INPUT: Final = "invalid_input"
 TOOL_UNKNOWN: Final = "unknown_tool"
 
+# Why a job was dead-lettered (error.type of agentwatch.queue.dead_letters).
+DEAD_POISON: Final = "poison"  # delivered max_deliveries times without finishing
+DEAD_UNSERVED_AGENT: Final = "unserved_agent"  # names an agent the worker does not serve
+DEAD_INVALID_JOB: Final = "invalid_job"
+DEAD_RETRIES_EXHAUSTED: Final = "retries_exhausted"  # infrastructure errors on every retry
+DEAD_TIME_LIMIT: Final = "time_limit"  # past the soft time limit
+DEAD_CRASH: Final = "crash"  # an exception outside the runner
+
 # --- span events ---------------------------------------------------------------------------------
 EVENT_RETRY: Final = "agentwatch.retry"
 EVENT_BUDGET_WARNING: Final = "agentwatch.budget_warning"

@@ -254,9 +254,8 @@ def configure_telemetry(
     function). Call once at start-up; if the application already set providers, use those instead
     (agentwatch emits through the global API either way).
     """
-    resource = Resource.create(
-        {"service.name": service_name or os.environ.get("OTEL_SERVICE_NAME", "agentwatch"), **(resource_attributes or {})}
-    )
+    service = service_name or os.environ.get("OTEL_SERVICE_NAME", "agentwatch")
+    resource = Resource.create({"service.name": service, **(resource_attributes or {})})
     spans_out, metrics_out, logs_out = _otlp_exporters(export_timeout_s)
     for name in ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.grpc"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # failures are reported once by the guards instead
