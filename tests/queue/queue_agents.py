@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 from agentwatch import Agent, Limits, tool
 from agentwatch.tools.builtins import calculator
 
 MODEL = "claude-haiku-4-5-20251001"
-HERE = Path(__file__).resolve().parent
 
 # A short run timeout keeps the derived visibility timeout (and so redelivery after a kill) short.
 calc = Agent(name="queue-calc", model=MODEL, tools=[calculator], limits=Limits(timeout_s=6, max_retries=1))
 plain = Agent(name="queue-plain", model=MODEL, limits=Limits(timeout_s=6, max_iterations=2, max_retries=1))
-
-
-def ref(name: str) -> str:
-    """The reference a worker is started with and a job names (``path/file.py:attr``)."""
-    return f"{HERE / 'queue_agents.py'}:{name}"
 
 
 @tool

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from queue_agents import ref
 from queue_support import QUEUE, RedisServer, WorkerFactory
 
 from agentwatch import StopReason
@@ -19,6 +18,7 @@ from agentwatch.queue import QueueUnavailable, RunFailed, RunPending, result, su
 from agentwatch.queue.jobs import dead_letters
 from agentwatch.sim import Simulator
 from agentwatch.telemetry import names as n
+from e2e.queue_stack import queue_agent as ref
 from e2e.stack import wait_until
 from otlp_receiver import OtlpReceiver
 
