@@ -1,5 +1,5 @@
 # The agentwatch package in a small image: the compose stack's traffic generator
-# (`agentwatch demo --loop` against the built-in simulator) and its alert-sink.
+# (`agentwatch demo --loop` against the built-in simulator), its alert-sink, the simulator and the queue worker.
 FROM python:3.11-slim
 
 # The runtime user (nobody) has no home directory, so the demo's JSON logs go to /tmp.
@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install ".[cli,grpc]"
+RUN pip install ".[cli,grpc,queue]"
 COPY scripts/alert_sink.py ./scripts/alert_sink.py
 
 USER nobody
