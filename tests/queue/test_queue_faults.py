@@ -51,28 +51,43 @@ def finished(run_id: str, broker: str) -> bool:
 def test_a_job_whose_worker_is_killed_mid_run_completes_on_another_worker_once(
     redis_server: RedisServer, start_worker: WorkerFactory, otlp: OtlpReceiver
 ) -> None:
-    with Simulator(latency_s=1.5) as sim:
-        first = start_worker("calc", sim)
+    with Simulator(latency_s=2.5) as sim:
+        first = start_worker("calc", sim, otlp)
         marker = new_marker()
         with trace.get_tracer("test").start_as_current_span("enqueue") as enqueue:
             run_id = submit(ref("calc"), f"What is 1234 * 5678? {marker}", broker=redis_server.url)
-        wait_until(lambda: marker_counts(sim)[marker] >= 1, 30, 0.05, what="the run to call the model")
-        first.kill()  # mid-call: the run's first model call was sent and is still being answered
-        killed_calls = marker_counts(sim)[marker]
+        trace_id = format(enqueue.get_span_context().trace_id, "032x")
+        # Kill once the first model call's span has been exported, while the second call is in flight.
+        wait_until(
+            lambda: [s for s in otlp.spans(trace_id) if s.name.startswith("chat ")],
+            30,
+            0.05,
+            what="the first chat span",
+        )
+        assert marker_counts(sim)[marker] == 2, "the run must still be in its second model call"
+        first.kill()
 
         start_worker("calc", sim, otlp)
         run = result(run_id, timeout=90, broker=redis_server.url)
 
     assert run.stop_reason is StopReason.END_TURN and "7,006,652" in run.answer
-    assert marker_counts(sim)[marker] == killed_calls + 2  # the second delivery ran the whole run once
+    assert marker_counts(sim)[marker] == 2 + 2  # the dead attempt's two calls (billed), then one whole run
     assert int(redis_server.client().get(f"agentwatch:run:{run_id}:deliveries")) == 2
-    # The redelivered run stays in the enqueuing trace.
-    trace_id = format(enqueue.get_span_context().trace_id, "032x")
+    # Both attempts are in the enqueuing trace: the dead one's finished model call (its spend is visible)
+    # and the second delivery's whole run.
     assert run.trace_id == trace_id
-    consumers = wait_until(
-        lambda: [s for s in otlp.spans(trace_id) if s.kind == 5], 30, 0.1, what="the second worker's consumer span"
-    )
-    assert [s.attributes[n.AW_QUEUE_DELIVERY] for s in consumers] == [2]
+
+    def both_attempts() -> list:
+        spans = otlp.spans(trace_id)
+        chats = [s for s in spans if s.name.startswith("chat ")]
+        return spans if len(chats) == 3 and any(s.name.startswith("invoke_agent") for s in spans) else []
+
+    spans = wait_until(both_attempts, 30, 0.1, what="the spans of both attempts")
+    consumers = [s for s in spans if s.kind == 5]
+    assert [s.attributes[n.AW_QUEUE_DELIVERY] for s in consumers] == [2]  # the killed one never ended
+    [root] = [s for s in spans if s.name.startswith("invoke_agent")]
+    dead_chat = [s for s in spans if s.name.startswith("chat ") and s.parent_span_id != root.span_id]
+    assert len(dead_chat) == 1 and dead_chat[0].attributes[n.AW_CALL_COST_USD] > 0
 
 
 def test_a_job_that_kills_its_worker_every_time_is_dead_lettered(
