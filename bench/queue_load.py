@@ -74,6 +74,17 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
+def queue_waits(otlp: OtlpReceiver, run_ids: list[str]) -> list[float]:
+    """The time in queue of each of ``run_ids`` (from its consumer span), once all have arrived."""
+    wanted = set(run_ids)
+    found = [
+        float(s.attributes[n.AW_QUEUE_WAIT_S])
+        for s in otlp.spans()
+        if s.attributes.get(n.MESSAGING_MESSAGE_ID) in wanted and n.AW_QUEUE_WAIT_S in s.attributes
+    ]
+    return found if len(found) >= len(wanted) else []
+
+
 def queue_row(concurrency: int, jobs: int, sim: Simulator, workdir: Path) -> dict[str, Any]:
     port = free_port()
     broker = f"redis://127.0.0.1:{port}/0"
@@ -104,37 +115,19 @@ def queue_row(concurrency: int, jobs: int, sim: Simulator, workdir: Path) -> dic
                 # Warm every pool process before timing.
                 for run_id in [submit(AGENT, f"warm up {i}", broker=broker) for i in range(concurrency * 2)]:
                     result(run_id, timeout=60, broker=broker)
-                wait_for(lambda: len(otlp.spans()) > 0, 30, "warm-up spans")
-                warm_traces = {s.trace_id for s in otlp.spans()}
                 start = time.perf_counter()
                 run_ids = [submit(AGENT, f"Say hello {uuid.uuid4().hex[:8]}", broker=broker) for _ in range(jobs)]
                 for run_id in run_ids:
                     result(run_id, timeout=300, broker=broker)
                 elapsed = time.perf_counter() - start
 
-                def waits() -> list[float]:
-                    found = [
-                        float(s.attributes[n.AW_QUEUE_WAIT_S])
-                        for s in otlp.spans()
-                        if s.kind == 5 and s.trace_id not in warm_traces and n.AW_QUEUE_WAIT_S in s.attributes
-                    ]
-                    return found if len(found) >= jobs else []
-
-                wait_s = wait_for(waits, 60, "every job's consumer span")
+                wait_s = wait_for(lambda: queue_waits(otlp, run_ids), 60, "every job's consumer span")
                 # One job at a time: the start latency of a job that finds an idle worker.
-                seen = {s.trace_id for s in otlp.spans()}
+                idle_ids = []
                 for i in range(IDLE_JOBS):
-                    result(submit(AGENT, f"alone {i}", broker=broker), timeout=60, broker=broker)
-
-                def idle_waits() -> list[float]:
-                    found = [
-                        float(s.attributes[n.AW_QUEUE_WAIT_S])
-                        for s in otlp.spans()
-                        if s.kind == 5 and s.trace_id not in seen and n.AW_QUEUE_WAIT_S in s.attributes
-                    ]
-                    return found if len(found) >= IDLE_JOBS else []
-
-                idle_s = wait_for(idle_waits, 60, "the idle jobs' consumer spans")
+                    idle_ids.append(submit(AGENT, f"alone {i}", broker=broker))
+                    result(idle_ids[-1], timeout=60, broker=broker)
+                idle_s = wait_for(lambda: queue_waits(otlp, idle_ids), 60, "the idle jobs' consumer spans")
             finally:
                 worker.terminate()
                 worker.wait(timeout=30)
