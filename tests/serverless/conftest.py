@@ -21,16 +21,17 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture
 def start_emulator(tmp_path: Path, otlp: OtlpReceiver) -> Iterator[EmulatorFactory]:
-    """``start_emulator(sim, function_timeout_s=30)``: the handler under RIE, exporting to ``otlp``."""
+    """``start_emulator(sim, function_timeout_s=30, otlp_endpoint=None)``: the handler under RIE, exporting
+    to ``otlp`` unless another endpoint is given."""
     rie = require_binary("aws-lambda-rie")
     started: list[Emulator] = []
 
-    def start(sim: Simulator, function_timeout_s: int = 30) -> Emulator:
+    def start(sim: Simulator, function_timeout_s: int = 30, otlp_endpoint: str | None = None) -> Emulator:
         env = {
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function_timeout_s),
             "ANTHROPIC_BASE_URL": sim.base_url,
             "ANTHROPIC_API_KEY": "test-key",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint or otlp.endpoint,
             # Metrics and logs leave only by the handler's force flush, never by a timer.
             "OTEL_METRIC_EXPORT_INTERVAL": "600000",
         }

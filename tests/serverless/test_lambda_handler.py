@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 
-from lambda_support import ARN, FUNCTION
+from lambda_support import ARN, FUNCTION, Emulator, EmulatorFactory
 
 from agentwatch.sim import Simulator
 from agentwatch.telemetry import names as n
-from conftest import EmulatorFactory
 from otlp_receiver import OtlpReceiver
 
 MODEL = "claude-haiku-4-5-20251001"
@@ -32,6 +32,13 @@ def http_event(task: str, header: str) -> dict[str, object]:
         "body": json.dumps({"task": task}),
         "isBase64Encoded": False,
     }
+
+
+def warm_up(emulator: Emulator) -> None:
+    """One quick invocation, so the next one is warm: the emulator counts the init phase against the first
+    invocation's timeout (with a short timeout the handler may answer that too little time is left)."""
+    _, response = emulator.invoke({"task": "Say hello"})
+    assert response.get("stop_reason") == "end_turn" or "not run" in response.get("error", ""), response
 
 
 def test_http_invocation_is_one_trace_flushed_before_return(
@@ -74,8 +81,10 @@ def test_a_run_cut_by_the_deadline_returns_timeout_with_all_its_spans(
     start_emulator: EmulatorFactory, otlp: OtlpReceiver
 ) -> None:
     # 3 s function timeout, 1 s flush margin: the run gets about 2 s; two 1.5 s model calls need 3 s.
-    with Simulator(latency_s=1.5) as slow:
+    with Simulator() as slow:
         emulator = start_emulator(slow, function_timeout_s=3)
+        warm_up(emulator)
+        slow.latency_s = 1.5
         header, trace_id, _ = traceparent()
         _, response = emulator.invoke(http_event("What is 1234 * 5678?", header))
 
@@ -117,3 +126,20 @@ def test_sqs_batch_reports_only_the_bad_record_and_parents_each_run(
         assert consumer.attributes[n.FAAS_TRIGGER] == "pubsub"
         assert consumer.attributes[n.MESSAGING_MESSAGE_ID] == f"m-{i}"
         assert any(s.parent_span_id == consumer.span_id and s.name == n.agent_span_name("lambda-calc") for s in spans)
+
+
+def test_a_collector_that_never_answers_does_not_hold_the_invocation_past_its_deadline(
+    start_emulator: EmulatorFactory, sim: Simulator
+) -> None:
+    # A listener that accepts connections and never replies: every export hangs until its own timeout (5 s).
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(64)
+        endpoint = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+        # 6 s: enough for the run and a bounded flush, far from enough for three 5 s export timeouts.
+        emulator = start_emulator(sim, function_timeout_s=6, otlp_endpoint=endpoint)
+        warm_up(emulator)
+        _, response = emulator.invoke(http_event("What is 1234 * 5678?", traceparent()[0]))
+    # The bounded flush gave up in time: the handler answered, the platform did not cut it.
+    assert response.get("statusCode") == 200, f"the invocation was cut: {response}"
+    assert json.loads(response["body"])["stop_reason"] == "end_turn"
