@@ -1,6 +1,6 @@
 # The agentwatch image. By default it runs the agent service (`agentwatch serve`: HTTP + SSE, auth,
 # limits, graceful drain on SIGTERM) with the demo agent on the embedded simulator; the compose stack
-# also runs its traffic generator and alert-sink from it.
+# also runs its traffic generator, alert-sink, simulator and queue worker (`agentwatch worker`) from it.
 FROM python:3.11.14-slim-bookworm
 
 # The runtime user (nobody) has no home directory, so JSON logs go to /tmp.
@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install ".[serve,grpc]"
+RUN pip install ".[serve,grpc,queue]"
 COPY scripts/alert_sink.py scripts/serve_traffic.py ./scripts/
 
 USER nobody

@@ -586,6 +586,48 @@ def cost_dashboard() -> dict[str, Any]:
 
 
 # --- "Agent runs" ----------------------------------------------------------------------------------
+def queue_panels(L: Layout) -> list[dict[str, Any]]:
+    """Queued runs (agentwatch worker, README "Queue"): backlog, waiting time and dead letters, per queue."""
+    queue = "messaging_destination_name"
+    return [
+        row(L, "Queue"),
+        timeseries(
+            L,
+            "Queue depth",
+            "Jobs waiting in each queue (LLEN of its Redis list, read by the workers at each export).",
+            [prom(f"max by ({queue}) (agentwatch_queue_depth)", f"{{{{{queue}}}}}")],
+        ),
+        timeseries(
+            L,
+            "Oldest job age",
+            "How long the job next in line has waited. Growing steadily: no worker consumes, or too few.",
+            [prom(f"max by ({queue}) (agentwatch_queue_oldest_job_age_seconds)", f"{{{{{queue}}}}}")],
+            unit="s",
+        ),
+        timeseries(
+            L,
+            "Time in queue p50 / p95 / p99",
+            "From submit to the start of the run (also the agentwatch.queue.wait_s attribute of the consumer span).",
+            quantiles("agentwatch_queue_wait_duration_seconds_bucket", queue, f'{queue}=~".+"', exemplar_q=0.99),
+            unit="s",
+        ),
+        timeseries(
+            L,
+            "Dead-lettered jobs",
+            "Jobs that failed for good, by reason; each is in the Redis list agentwatch:dead:<queue> with its "
+            "error and trace id (alert AgentJobsDeadLettered).",
+            [
+                prom(
+                    f"sum by ({queue}, error_type) (increase(agentwatch_queue_dead_letters_total[$__rate_interval]))",
+                    f"{{{{{queue}}}}} {{{{error_type}}}}",
+                )
+            ],
+            bars=True,
+            stacked=True,
+        ),
+    ]
+
+
 def runs_dashboard() -> dict[str, Any]:
     L = Layout()
     runs = f"agentwatch_runs_total{{{AGENT}}}"
@@ -712,6 +754,7 @@ def runs_dashboard() -> dict[str, Any]:
             bars=True,
             w=24,
         ),
+        *queue_panels(L),
     ]
     return dashboard(
         "agentwatch-runs",

@@ -6,6 +6,7 @@
 #   jaeger                    Jaeger v2, from its Go module
 #   prometheus, promtool      Prometheus 3, from its Go module (no web UI assets: the tests use the API)
 #   alertmanager, amtool      Alertmanager, from its Go module
+#   aws-lambda-rie            the AWS Lambda Runtime Interface Emulator, from its Go module (tests/serverless)
 # Loki and Grafana are AGPL-licensed: never built here; compose runs their images and the native e2e
 # proves the logs leg with a second collector standing in for Loki's OTLP endpoint.
 #
@@ -14,7 +15,7 @@
 # cores; one progress line per build start and end. The cache lives outside the repository:
 #   ${AGENTWATCH_BIN_CACHE:-$HOME/.cache/agentwatch/bin}   (build output in build.log there)
 #
-# Usage: scripts/e2e-binaries.sh [collector|jaeger|prometheus|alertmanager]...   (default: all)
+# Usage: scripts/e2e-binaries.sh [collector|jaeger|prometheus|alertmanager|rie]...   (default: all)
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -129,12 +130,13 @@ build() {
             build_module alertmanager "$ALERTMANAGER_MODULE" "$ALERTMANAGER_MODULE_VERSION" \
                 alertmanager=./cmd/alertmanager amtool=./cmd/amtool
             ;;
-        *) echo "unknown target: $1 (collector|jaeger|prometheus|alertmanager)" >&2; exit 2 ;;
+        rie) build_module rie "$LAMBDA_RIE_MODULE" "$LAMBDA_RIE_MODULE_VERSION" aws-lambda-rie=./cmd/aws-lambda-rie ;;
+        *) echo "unknown target: $1 (collector|jaeger|prometheus|alertmanager|rie)" >&2; exit 2 ;;
     esac
 }
 
 targets=("$@")
-((${#targets[@]})) || targets=(collector jaeger prometheus alertmanager)
+((${#targets[@]})) || targets=(collector jaeger prometheus alertmanager rie)
 pids=()
 for t in "${targets[@]}"; do
     build "$t" &

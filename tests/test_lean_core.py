@@ -16,6 +16,11 @@ NOT_AT_IMPORT = (
     "agentwatch.rollout",
     "agentwatch.cli",
     "pytest",
+    "celery",
+    "redis",
+    "awslambdaric",
+    "agentwatch.queue",
+    "agentwatch.serverless",
 )
 
 

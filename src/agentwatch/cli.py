@@ -1,4 +1,4 @@
-"""The ``agentwatch`` command: ``demo``, ``run``, ``sim``, ``eval`` and ``serve``."""
+"""The ``agentwatch`` command: ``demo``, ``run``, ``sim``, ``eval``, ``serve`` and ``worker``."""
 
 from __future__ import annotations
 
@@ -138,6 +138,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 2
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``agentwatch worker``: a Celery worker for one agent (README "Queue")."""
+    try:
+        from agentwatch.queue.worker import run_worker
+    except ModuleNotFoundError as missing:
+        raise SystemExit(
+            f"agentwatch worker needs the `queue` extra ({missing.name} is missing): pip install 'agentwatch[queue]'"
+        ) from None
+    from agentwatch.refs import LoadError
+
+    if not args.broker:
+        raise SystemExit("agentwatch worker: give --broker redis://host:6379/0 (or set AGENTWATCH_BROKER_URL).")
+    try:
+        run_worker(
+            args.agent,
+            args.broker,
+            queue=args.queue,
+            concurrency=args.concurrency,
+            pool=args.pool,
+            margin_s=args.margin,
+        )
+    except (LoadError, ValueError) as exc:
+        raise SystemExit(f"agentwatch worker: {exc}") from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentwatch", description="Observability-first runtime for Claude agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sim", action="store_true", help="use the simulator even when ANTHROPIC_API_KEY is set")
     run.add_argument("--logs", help="JSON log file")
     run.set_defaults(handler=cmd_run)
+    worker = sub.add_parser("worker", help="run queued agent runs: a Celery worker on Redis (the queue extra)")
+    worker.add_argument("agent", metavar="MODULE:ATTR", help="the agent it runs: module:attr or path/file.py:attr")
+    worker.add_argument("--broker", default=os.environ.get("AGENTWATCH_BROKER_URL"), help="redis://host:port/db")
+    worker.add_argument("--queue", default="agentwatch", help="queue name (default: agentwatch)")
+    worker.add_argument("--concurrency", type=int, default=1, help="pool processes (default: 1)")
+    worker.add_argument("--pool", choices=["prefork", "solo"], default="prefork")
+    worker.add_argument("--margin", type=float, default=30.0, help="seconds added to each time limit (default: 30)")
+    worker.set_defaults(handler=cmd_worker)
     sim = sub.add_parser("sim", help="serve the local Anthropic API simulator", add_help=False)
     sim.set_defaults(handler=None)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -127,3 +127,19 @@ class RunResult:
     def ok(self) -> bool:
         """True when the model finished its turn on its own."""
         return self.stop_reason is StopReason.END_TURN
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (plain types only), for queues and HTTP; ``from_dict`` reads it back."""
+        data = asdict(self)
+        data["stop_reason"] = self.stop_reason.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """The ``RunResult`` ``to_dict`` wrote. Keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["stop_reason"] = StopReason(values["stop_reason"])
+        values["usage"] = Usage(**values["usage"])
+        values["tool_calls"] = [ToolCall(**call) for call in values["tool_calls"]]
+        return cls(**values)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from .binaries import REPO, require_binary
+from .queue_stack import run_queue_workload
 from .stack import (
     COLLECTOR_PORTS,
     HOST,
@@ -284,8 +285,11 @@ def prometheus(e2e_dir: Path, collector: Collector, alertmanager: Alertmanager) 
 
 
 @pytest.fixture(scope="session")
-def workload_runs(collector: Collector, prometheus: Prometheus) -> list[EmittedRun]:
+def workload_runs(collector: Collector, prometheus: Prometheus, e2e_dir: Path) -> list[EmittedRun]:
     """The standard workload (real agent runs, workload.py), pushed once per session through the session
-    collector. Prometheus scrapes from the start: an exemplar is in the collector's exposition only
-    until the next export of its series replaces the point, so a later first scrape would miss them."""
-    return run_workload(collector.otlp_http)
+    collector, then a few queued runs (queue_stack.py). Prometheus scrapes from the start: an exemplar is in
+    the collector's exposition only until the next export of its series replaces the point, so a later
+    first scrape would miss them."""
+    runs = run_workload(collector.otlp_http)
+    run_queue_workload(collector.otlp_http, e2e_dir / "queue")
+    return runs

@@ -146,6 +146,33 @@ AW_SHADOW_LATENCY_DELTA_S: Final = "agentwatch.shadow.latency_delta_s"
 AW_TENANT: Final = "agentwatch.tenant"
 AW_SERVE_RUN_ID: Final = "agentwatch.serve.run_id"
 AW_REQUEST_METADATA_PREFIX: Final = "agentwatch.request.metadata."
+# Queue (agentwatch.queue): on the Celery consumer span of a job.
+AW_QUEUE_WAIT_S: Final = "agentwatch.queue.wait_s"  # submit to the start of the delivery that runs it
+AW_QUEUE_DELIVERY: Final = "agentwatch.queue.delivery"  # 1 for the first delivery of a job
+MESSAGING_DESTINATION_NAME: Final = "messaging.destination.name"  # the queue
+MESSAGING_MESSAGE_ID: Final = "messaging.message.id"  # the run id
+MESSAGING_SYSTEM: Final = "messaging.system"
+MESSAGING_OPERATION_TYPE: Final = "messaging.operation.type"
+# Serverless (agentwatch.serverless), FaaS semantic conventions. Span attributes:
+FAAS_TRIGGER: Final = "faas.trigger"  # http | pubsub | other
+FAAS_INVOCATION_ID: Final = "faas.invocation_id"
+FAAS_COLDSTART: Final = "faas.coldstart"
+CLOUD_RESOURCE_ID: Final = "cloud.resource_id"  # the function ARN
+CLOUD_ACCOUNT_ID: Final = "cloud.account.id"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+URL_PATH: Final = "url.path"
+AW_FAAS_DEADLINE_S: Final = "agentwatch.faas.run_deadline_s"  # the run's timeout the invocation left it
+# Resource attributes:
+CLOUD_PROVIDER: Final = "cloud.provider"
+CLOUD_PLATFORM: Final = "cloud.platform"
+CLOUD_REGION: Final = "cloud.region"
+FAAS_NAME: Final = "faas.name"
+FAAS_VERSION: Final = "faas.version"
+FAAS_INSTANCE: Final = "faas.instance"
+FAAS_MAX_MEMORY: Final = "faas.max_memory"  # bytes
+TRIGGER_HTTP: Final = "http"
+TRIGGER_PUBSUB: Final = "pubsub"
+TRIGGER_OTHER: Final = "other"
 
 # Values of agentwatch.rollout.role.
 ROLE_PRIMARY: Final = "primary"
@@ -159,6 +186,14 @@ TOOL_ERROR: Final = "error"
 TOOL_TIMEOUT: Final = "timeout"
 TOOL_INVALID_INPUT: Final = "invalid_input"
 TOOL_UNKNOWN: Final = "unknown_tool"
+
+# Why a job was dead-lettered (error.type of agentwatch.queue.dead_letters).
+DEAD_POISON: Final = "poison"  # delivered max_deliveries times without finishing
+DEAD_UNSERVED_AGENT: Final = "unserved_agent"  # names an agent the worker does not serve
+DEAD_INVALID_JOB: Final = "invalid_job"
+DEAD_RETRIES_EXHAUSTED: Final = "retries_exhausted"  # infrastructure errors on every retry
+DEAD_TIME_LIMIT: Final = "time_limit"  # past the soft time limit
+DEAD_CRASH: Final = "crash"  # an exception outside the runner
 
 # --- span events ---------------------------------------------------------------------------------
 EVENT_RETRY: Final = "agentwatch.retry"
@@ -195,6 +230,11 @@ M_SHADOW_SIMILARITY: Final = ("agentwatch.shadow.answer_similarity", "1")
 # -> agentwatch_shadow_answer_similarity_ratio_*  (unit "1" becomes _ratio)
 M_SHADOW_SPEND: Final = ("agentwatch.shadow.spend.usd", "{USD}")  # agentwatch_shadow_spend_usd_total
 M_CANARY_ROLLBACKS: Final = ("agentwatch.canary.rollbacks", "{rollback}")  # agentwatch_canary_rollbacks_total
+# Queue metrics (agentwatch.queue), labelled messaging_destination_name.
+M_QUEUE_DEPTH: Final = ("agentwatch.queue.depth", "{job}")  # agentwatch_queue_depth (observable gauge)
+M_QUEUE_OLDEST_AGE: Final = ("agentwatch.queue.oldest_job.age", "s")  # agentwatch_queue_oldest_job_age_seconds
+M_QUEUE_WAIT: Final = ("agentwatch.queue.wait.duration", "s")  # agentwatch_queue_wait_duration_seconds_*
+M_QUEUE_DEAD_LETTERS: Final = ("agentwatch.queue.dead_letters", "{job}")  # agentwatch_queue_dead_letters_total
 
 # Bucket boundaries. Token and duration buckets are the conventions' advice.
 TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -203,6 +243,7 @@ RUN_DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 3
 COST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SIMILARITY_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 ITERATION_BUCKETS: Final = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
+QUEUE_WAIT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 # --- structured log events (the ``event`` field of every JSON record) ------------------------------
 LOGGER_NAME: Final = "agentwatch"

@@ -246,14 +246,17 @@ def configure_telemetry(
     metric_interval_s: float | None = None,
     shutdown_timeout_s: float = 5.0,
     install_signal_handler: bool = True,
+    resource_attributes: dict[str, Any] | None = None,
 ) -> Telemetry:
     """Install global tracer, meter and logger providers exporting over OTLP per the ``OTEL_*`` env.
 
     Extra exporters/readers (e.g. the demo's console tree, an in-memory exporter in tests) are added
-    beside OTLP. Call once at start-up; if the application already set providers, use those instead
+    beside OTLP. ``resource_attributes`` describe where it runs (e.g. the FaaS attributes of a Lambda
+    function). Call once at start-up; if the application already set providers, use those instead
     (agentwatch emits through the global API either way).
     """
-    resource = Resource.create({"service.name": service_name or os.environ.get("OTEL_SERVICE_NAME", "agentwatch")})
+    service = service_name or os.environ.get("OTEL_SERVICE_NAME", "agentwatch")
+    resource = Resource.create({"service.name": service, **(resource_attributes or {})})
     spans_out, metrics_out, logs_out = _otlp_exporters(export_timeout_s)
     for name in ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.grpc"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # failures are reported once by the guards instead
