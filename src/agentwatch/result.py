@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, TraceFlags
 
 
 class StopReason(StrEnum):
@@ -129,8 +129,13 @@ class RunResult:
         return self.stop_reason is StopReason.END_TURN
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (plain types only), for queues and HTTP; ``from_dict`` reads it back."""
-        data = asdict(self)
+        """A JSON-ready dict (plain types only), for queues and HTTP; ``from_dict`` reads it back.
+
+        The span context travels as the hex ``trace_id``/``span_id`` it is made of."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "span_context"}
+        data["usage"] = asdict(self.usage)
+        data["tool_calls"] = [asdict(call) for call in self.tool_calls]
+        data["models"] = list(self.models)
         data["stop_reason"] = self.stop_reason.value
         return data
 
@@ -142,4 +147,18 @@ class RunResult:
         values["stop_reason"] = StopReason(values["stop_reason"])
         values["usage"] = Usage(**values["usage"])
         values["tool_calls"] = [ToolCall(**call) for call in values["tool_calls"]]
-        return cls(**values)
+        values.pop("span_context", None)
+        result = cls(**values)
+        result.span_context = _remote_span_context(result.trace_id, result.span_id)
+        return result
+
+
+def _remote_span_context(trace_id: str, span_id: str) -> SpanContext:
+    """The root span another process reported by its hex ids (invalid ids: the invalid context)."""
+    try:
+        context = SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+        )
+    except (TypeError, ValueError):
+        return INVALID_SPAN_CONTEXT
+    return context if context.is_valid else INVALID_SPAN_CONTEXT

@@ -62,8 +62,7 @@ def parse_run_request(body: bytes, max_task_chars: int) -> RunRequest:
 
 def result_json(result: RunResult, run_id: str) -> dict[str, Any]:
     """Every ``RunResult`` field, plus the derived ones a client wants without recomputing them."""
-    out = dataclasses.asdict(result)
-    out["stop_reason"] = result.stop_reason.value
+    out = result.to_dict()
     out["ok"] = result.ok
     out["usage"]["total_input_tokens"] = result.usage.total_input_tokens
     out["usage"]["total_tokens"] = result.usage.total_tokens
