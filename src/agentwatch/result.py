@@ -145,7 +145,8 @@ class RunResult:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["stop_reason"] = StopReason(values["stop_reason"])
-        values["usage"] = Usage(**values["usage"])
+        usage_fields = {f.name for f in fields(Usage)}
+        values["usage"] = Usage(**{k: v for k, v in values["usage"].items() if k in usage_fields})
         values["tool_calls"] = [ToolCall(**call) for call in values["tool_calls"]]
         values.pop("span_context", None)
         result = cls(**values)
