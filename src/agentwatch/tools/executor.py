@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pydantic
 import pydantic_core
@@ -340,19 +340,17 @@ async def _in_daemon_thread(fn: Callable[[], T]) -> T:
     """Like ``asyncio.to_thread`` (context included) but on a daemon thread of its own.
 
     The default executor's threads are joined at loop shutdown and interpreter exit, so one hung tool
-    would hold both up; a daemon thread is simply abandoned when its caller stops waiting.
+    would hold both up; a daemon thread is simply abandoned when its caller stops waiting. What ``fn``
+    raises comes back as a value and is raised here: an exception set on the future would be thrown
+    into the task, and a thrown ``GeneratorExit`` closes the task's whole coroutine chain.
     """
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
+    future: asyncio.Future[tuple[BaseException | None, Any]] = loop.create_future()
     context = contextvars.copy_context()
 
     def deliver(error: BaseException | None, value: Any) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
+        if not future.done():
+            future.set_result((error, value))
 
     def target() -> None:
         error: BaseException | None = None
@@ -365,4 +363,7 @@ async def _in_daemon_thread(fn: Callable[[], T]) -> T:
             loop.call_soon_threadsafe(deliver, error, value)
 
     workers.submit(target)
-    return await future
+    error, value = await future
+    if error is not None:
+        raise error
+    return cast(T, value)
