@@ -187,12 +187,7 @@ def _tools_sync(state: RunState, uses: list[ToolUse]) -> Generator[RunEvent, Non
         try:
             with state.recorder.activate(observation.span if observation else None):
                 outcome = execute_tool(
-                    state.agent.tools_by_name,
-                    use.name,
-                    use.input,
-                    timeout_s=state.tool_timeout(),
-                    max_output_chars=state.agent.limits.max_tool_output_chars,
-                    on_retry=functools.partial(state.recorder.tool_retry, observation),
+                    state.agent.tools_by_name, use.name, use.input, **_tool_options(state, observation)
                 )
         except BaseException as exc:  # KeyboardInterrupt, SystemExit: they propagate, the span ends first
             _end_tool(state, observation, _interrupted(exc))
@@ -201,6 +196,15 @@ def _tools_sync(state: RunState, uses: list[ToolUse]) -> Generator[RunEvent, Non
         results.append((use, outcome))
         yield ToolFinished(state.record_tool(use, outcome))
     state.add_tool_results(results)
+
+
+def _tool_options(state: RunState, observation: Any) -> dict[str, Any]:
+    """The executor's keyword arguments for the next tool call (the same for both loops)."""
+    return {
+        "timeout_s": state.tool_timeout(),
+        "max_output_chars": state.agent.limits.max_tool_output_chars,
+        "on_retry": functools.partial(state.recorder.tool_retry, observation),
+    }
 
 
 def _interrupted(exc: BaseException) -> ToolOutcome:
@@ -336,14 +340,8 @@ async def _tool_async(state: RunState, use: ToolUse) -> ToolOutcome:
     )
     try:
         with state.recorder.activate(observation.span if observation else None):
-            outcome = await aexecute_tool(
-                state.agent.tools_by_name,
-                use.name,
-                use.input,
-                timeout_s=state.tool_timeout(),
-                max_output_chars=state.agent.limits.max_tool_output_chars,
-                on_retry=functools.partial(state.recorder.tool_retry, observation),
-            )
+            options = _tool_options(state, observation)
+            outcome = await aexecute_tool(state.agent.tools_by_name, use.name, use.input, **options)
     except BaseException as exc:  # cancellation, KeyboardInterrupt, SystemExit: the span ends first
         _end_tool(state, observation, _interrupted(exc))
         raise
