@@ -113,7 +113,7 @@ def test_retry_after_ms_is_honoured(fresh_sim, logs) -> None:
     fresh_sim.faults = FaultPlan(schedule=[Fault.rate_limit(retry_after_ms=60)])
     clock = AttemptClock()
     _, result = consume(
-        agent_for_faults(retry_base_delay_s=0.0).stream(
+        agent_for_faults(retry_base_delay_s=0.0, retry_max_delay_s=1.0).stream(
             DIRECT_TASK, client=sync_client(fresh_sim, http_client=clock.client())
         )
     )
@@ -130,7 +130,7 @@ def test_retry_after_seconds_is_honoured_and_ms_wins_over_it(fresh_sim, logs) ->
         schedule=[Fault.rate_limit(retry_after_s=0.08), Fault.rate_limit(retry_after_s=3, retry_after_ms=30)]
     )
     clock = AttemptClock()
-    result = agent_for_faults(retry_base_delay_s=0.0).run(
+    result = agent_for_faults(retry_base_delay_s=0.0, retry_max_delay_s=1.0).run(
         DIRECT_TASK, client=sync_client(fresh_sim, http_client=clock.client())
     )
 

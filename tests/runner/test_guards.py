@@ -157,7 +157,7 @@ async def test_timeout_stops_a_hung_http_call(fresh_sim, mode) -> None:
 @pytest.mark.parametrize("mode", ["run", "arun"])
 async def test_retry_after_longer_than_the_time_left_stops_without_sleeping(fresh_sim, mode) -> None:
     fresh_sim.faults = FaultPlan(schedule=[Fault.rate_limit(retry_after_s=30)])
-    agent = demo_agent("retry-after", limits=fast_limits(timeout_s=10))
+    agent = demo_agent("retry-after", limits=fast_limits(timeout_s=10, retry_max_delay_s=60.0))
     started = time.perf_counter()
     if mode == "run":
         result = agent.run("Say hi.", client=sync_client(fresh_sim))

@@ -168,14 +168,16 @@ async def test_interrupt_and_exit_propagate(run: Runner, exc_type: type[BaseExce
         await run([stop], "stop", {})
 
 
-async def test_cancellation_from_a_tool_propagates(run: Runner) -> None:
+async def test_a_cancelled_error_the_tool_raises_itself_is_a_tool_error(run: Runner) -> None:
+    """Nobody cancelled the call, so it is the tool's error (a real cancellation: tests/tools/test_redteam.py)."""
+
     @tool
     async def cancelled() -> None:
         """Raise CancelledError."""
         raise asyncio.CancelledError
 
-    with pytest.raises(asyncio.CancelledError):
-        await run([cancelled], "cancelled", {})
+    outcome = await run([cancelled], "cancelled", {})
+    assert (outcome.outcome, outcome.error_type) == (names.TOOL_ERROR, "CancelledError")
 
 
 async def test_unknown_tool_names_the_available_ones(run: Runner) -> None:

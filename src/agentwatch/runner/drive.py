@@ -72,14 +72,18 @@ def _after_message(
     return next_step, _warnings(state, state.guards.account(usage, cost), plan.iteration)
 
 
-def _after_failure(state: RunState, call: CallObservation | None, exc: BaseException, attempt: int) -> Stop | Retrying:
-    """A failed attempt: the ``Stop`` that ends the run, or the ``Retrying`` to emit before waiting ``wait_s``."""
+def _after_failure(
+    state: RunState, plan: CallPlan, call: CallObservation | None, exc: BaseException, attempt: int
+) -> Stop | tuple[Retrying, CallPlan]:
+    """A failed attempt: the ``Stop`` that ends the run, or the ``Retrying`` to emit before waiting ``wait_s``
+    and the plan of the next attempt (guarded again: a stream cut short was billed)."""
     decision = state.on_failure(exc, attempt)
-    if not decision.retry:
+    retry_plan = state.plan_retry(plan) if decision.retry else None
+    if retry_plan is None or isinstance(retry_plan, Stop):
         state.recorder.end_call(call, exc=exc)
-        return state.failure_stop(exc, decision, attempt + 1)
+        return retry_plan if retry_plan is not None else state.failure_stop(exc, decision, attempt + 1)
     state.recorder.retry(call, attempt=attempt + 1, exc=exc, status=retry.status_of(exc), wait_s=decision.wait_s)
-    return Retrying(attempt + 1, decision.wait_s, retry.error_type(exc))
+    return Retrying(attempt + 1, decision.wait_s, retry.error_type(exc)), retry_plan
 
 
 def _account_cut_stream(state: RunState, plan: CallPlan, call: CallObservation | None, events: Any) -> None:
@@ -114,27 +118,30 @@ def _internal_error(exc: Exception) -> Stop:
 
 
 # --- sync -----------------------------------------------------------------------------------------
-def _count_sync(state: RunState, client: anthropic.Anthropic, plan: NeedCount) -> int | None:
+def _count_sync(state: RunState, client: anthropic.Anthropic, plan: NeedCount) -> int:
+    """The counted input tokens; when counting fails, the byte estimate (conservative, so budgets hold)."""
     try:
         with state.recorder.activate():
             counted = client.messages.count_tokens(**state.count_request(plan.route), timeout=state.call_timeout())
         return int(counted.input_tokens)
-    except Exception:
-        return None  # the byte estimate stands: conservative, so budgets still hold
+    except Exception as exc:
+        state.recorder.count_tokens_failed(exc)
+        return plan.estimate
 
 
 def _call_sync(
     state: RunState, client: anthropic.Anthropic, plan: CallPlan, stream: bool
-) -> Generator[RunEvent, None, tuple[CallObservation | None, Message | Stop]]:
+) -> Generator[RunEvent, None, tuple[CallObservation | None, CallPlan, Message | Stop]]:
+    """One LLM call with retries: its observation, the plan of its last attempt, the message or a ``Stop``."""
     call = _start_call(state, plan, stream)
     span = call.span if call else None
-    request = state.request(plan)
     attempt = 0
     while True:
+        request = state.request(plan)
         try:
             if not stream:
                 with state.recorder.activate(span):
-                    return call, client.messages.create(**request, timeout=state.call_timeout())
+                    return call, plan, client.messages.create(**request, timeout=state.call_timeout())
             with state.recorder.activate(span):
                 manager = client.messages.stream(**request, timeout=state.call_timeout())
                 events = manager.__enter__()
@@ -156,13 +163,14 @@ def _call_sync(
                 if message is None:
                     _account_cut_stream(state, plan, call, events)
                 manager.__exit__(None, None, None)
-            return call, message
+            return call, plan, message
         except retry.ATTEMPT_ERRORS as exc:
-            failed = _after_failure(state, call, exc, attempt)
+            failed = _after_failure(state, plan, call, exc, attempt)
             if isinstance(failed, Stop):
-                return call, failed
-            yield failed
-            time.sleep(failed.wait_s)
+                return call, plan, failed
+            retrying, plan = failed
+            yield retrying
+            time.sleep(retrying.wait_s)
             attempt += 1
         except BaseException as exc:
             state.recorder.end_call(call, exc=exc)
@@ -176,22 +184,37 @@ def _tools_sync(state: RunState, uses: list[ToolUse]) -> Generator[RunEvent, Non
         observation = state.recorder.start_tool(
             name=use.name, call_id=use.id, description=_tool_description(state, use.name), arguments=use.input
         )
-        with state.recorder.activate(observation.span if observation else None):
-            outcome = execute_tool(
-                state.agent._tools_by_name,
-                use.name,
-                use.input,
-                timeout_s=state.tool_timeout(),
-                max_output_chars=state.agent.limits.max_tool_output_chars,
-                on_retry=functools.partial(state.recorder.tool_retry, observation),
-            )
+        try:
+            with state.recorder.activate(observation.span if observation else None):
+                outcome = execute_tool(
+                    state.agent._tools_by_name, use.name, use.input, **_tool_options(state, observation)
+                )
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: they propagate, the span ends first
+            _end_tool(state, observation, _interrupted(exc))
+            raise
         _end_tool(state, observation, outcome)
         results.append((use, outcome))
         yield ToolFinished(state.record_tool(use, outcome))
     state.add_tool_results(results)
 
 
+def _tool_options(state: RunState, observation: Any) -> dict[str, Any]:
+    """The executor's keyword arguments for the next tool call (the same for both loops)."""
+    return {
+        "timeout_s": state.tool_timeout(),
+        "max_output_chars": state.agent.limits.max_tool_output_chars,
+        "on_retry": functools.partial(state.recorder.tool_retry, observation),
+    }
+
+
+def _interrupted(exc: BaseException) -> ToolOutcome:
+    """The outcome recorded on a tool's span when the run is interrupted while the tool runs."""
+    return ToolOutcome("cancelled", True, "cancelled", type(exc).__name__, 1, 0.0)
+
+
 def _end_tool(state: RunState, observation: Any, outcome: ToolOutcome) -> None:
+    if outcome.overran_limit_s is not None:
+        state.recorder.tool_overrun(observation, limit_s=outcome.overran_limit_s, duration_s=outcome.duration_s)
     state.recorder.end_tool(
         observation,
         content=outcome.content,
@@ -215,7 +238,7 @@ def _loop_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
         if isinstance(planned, Stop):
             return planned
         assert isinstance(planned, CallPlan)
-        call, outcome = yield from _call_sync(state, client, planned, stream)
+        call, planned, outcome = yield from _call_sync(state, client, planned, stream)
         if isinstance(outcome, Stop):
             return outcome
         next_step, warnings = _after_message(state, planned, call, outcome)
@@ -238,6 +261,9 @@ def drive_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
         raise
     except Exception as exc:
         stop = _internal_error(exc)
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit: end the run's telemetry, then propagate
+        stop = Stop(StopReason.CANCELLED, f"the run was interrupted ({type(exc).__name__})")
+        raise
     finally:
         result = _finish(state, stop)
     yield RunFinished(result)
@@ -250,7 +276,8 @@ def _deadline(state: RunState) -> float | None:
     return None if left is None else asyncio.get_running_loop().time() + max(left, 0.0)
 
 
-async def _count_async(state: RunState, client: anthropic.AsyncAnthropic, plan: NeedCount) -> int | None:
+async def _count_async(state: RunState, client: anthropic.AsyncAnthropic, plan: NeedCount) -> int:
+    """``_count_sync`` for asyncio."""
     try:
         with state.recorder.activate():
             async with asyncio.timeout_at(_deadline(state)):
@@ -258,8 +285,9 @@ async def _count_async(state: RunState, client: anthropic.AsyncAnthropic, plan: 
                     **state.count_request(plan.route), timeout=state.call_timeout()
                 )
         return int(counted.input_tokens)
-    except Exception:
-        return None
+    except Exception as exc:
+        state.recorder.count_tokens_failed(exc)
+        return plan.estimate
 
 
 async def _call_async(
@@ -268,18 +296,18 @@ async def _call_async(
     plan: CallPlan,
     stream: bool,
     emit: Callable[[RunEvent], None],
-) -> tuple[CallObservation | None, Message | Stop]:
-    """One LLM call with retries; text deltas and retries go to ``emit`` for the generator to yield."""
+) -> tuple[CallObservation | None, CallPlan, Message | Stop]:
+    """``_call_sync`` for asyncio; text deltas and retries go to ``emit`` for the generator to yield."""
     call = _start_call(state, plan, stream)
     span = call.span if call else None
-    request = state.request(plan)
     attempt = 0
     while True:
+        request = state.request(plan)
         try:
             with state.recorder.activate(span):
                 async with asyncio.timeout_at(_deadline(state)):
                     if not stream:
-                        return call, await client.messages.create(**request, timeout=state.call_timeout())
+                        return call, plan, await client.messages.create(**request, timeout=state.call_timeout())
                     async with client.messages.stream(**request, timeout=state.call_timeout()) as events:
                         message = None
                         try:
@@ -292,13 +320,14 @@ async def _call_async(
                         finally:
                             if message is None:
                                 _account_cut_stream(state, plan, call, events)
-                        return call, message
+                        return call, plan, message
         except retry.ATTEMPT_ERRORS as exc:
-            failed = _after_failure(state, call, exc, attempt)
+            failed = _after_failure(state, plan, call, exc, attempt)
             if isinstance(failed, Stop):
-                return call, failed
-            emit(failed)
-            await asyncio.sleep(failed.wait_s)
+                return call, plan, failed
+            retrying, plan = failed
+            emit(retrying)
+            await asyncio.sleep(retrying.wait_s)
             attempt += 1
         except BaseException as exc:
             state.recorder.end_call(call, exc=exc)
@@ -311,17 +340,10 @@ async def _tool_async(state: RunState, use: ToolUse) -> ToolOutcome:
     )
     try:
         with state.recorder.activate(observation.span if observation else None):
-            outcome = await aexecute_tool(
-                state.agent._tools_by_name,
-                use.name,
-                use.input,
-                timeout_s=state.tool_timeout(),
-                max_output_chars=state.agent.limits.max_tool_output_chars,
-                on_retry=functools.partial(state.recorder.tool_retry, observation),
-            )
-    except BaseException:
-        cancelled = ToolOutcome("cancelled", True, "cancelled", "CancelledError", 1, 0.0)
-        _end_tool(state, observation, cancelled)
+            options = _tool_options(state, observation)
+            outcome = await aexecute_tool(state.agent._tools_by_name, use.name, use.input, **options)
+    except BaseException as exc:  # cancellation, KeyboardInterrupt, SystemExit: the span ends first
+        _end_tool(state, observation, _interrupted(exc))
         raise
     _end_tool(state, observation, outcome)
     return outcome
@@ -366,9 +388,9 @@ async def _loop_async(
                 if not call_task.done():  # the consumer left mid-stream, or the run was cancelled
                     call_task.cancel()
                     await asyncio.wait([call_task])  # its chat span ends before the run's span does
-            call, outcome = call_task.result()
+            call, planned, outcome = call_task.result()
         else:
-            call, outcome = await _call_async(state, client, planned, stream, pending.append)
+            call, planned, outcome = await _call_async(state, client, planned, stream, pending.append)
         for event in pending:
             yield event
         if isinstance(outcome, Stop):

@@ -8,8 +8,10 @@ run and record it; a pure ``decide(...)`` function keeps that in one place for t
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -83,33 +85,49 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | ConnectionError | json.JSONDecodeError)
 
 
+def _seconds(text: str | None, scale: float = 1.0) -> float | None:
+    """A non-negative number of seconds (``inf`` included) from header ``text`` times ``scale``; else ``None``."""
+    try:
+        value = float(text) * scale if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if value >= 0 else None  # nan compares false: refused too
+
+
+def _http_date_s(text: str, now: float | None) -> float | None:
+    """Seconds until the HTTP-date ``text`` (0 when it has passed); ``None`` when it is not a date."""
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are always UTC
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
 def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:
-    """The server's requested wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    """The server's requested wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+
+    ``nan``, negative numbers and garbage are ignored (``None``: the caller's own backoff applies); huge
+    values and ``inf`` are returned as they are, and ``decide`` caps them.
+    """
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
-    ms = headers.get("retry-after-ms")
+    ms = _seconds(headers.get("retry-after-ms"), 0.001)
     if ms is not None:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        return ms
     value = headers.get("retry-after")
-    if value is None:
+    if not isinstance(value, str):
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(float(parsed.timestamp()) - (time.time() if now is None else now), 0.0)
+    seconds = _seconds(value)
+    return seconds if seconds is not None else _http_date_s(value, now)
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: ``min(base * 2**attempt, max)`` scaled by a random 0.5–1.0."""
-    ceiling: float = min(base_s * (2.0**attempt), max_s)
+    ceiling: float = min(base_s * (2.0 ** min(attempt, 64)), max_s)  # 2.0**1024 would overflow
     return ceiling * (0.5 + 0.5 * (rng or random).random())
 
 
@@ -124,15 +142,15 @@ def decide(
 ) -> RetryDecision:
     """Whether to retry attempt ``attempt`` (0-based) that failed with ``exc``. Never raises.
 
-    A wait longer than the time left in the run is refused: the run stops with ``timeout`` instead of
-    sleeping past its deadline.
+    Every wait is capped at ``max_s``, a server's ``retry-after`` included. A wait longer than the time
+    left in the run is refused: the run stops with ``timeout`` instead of sleeping past its deadline.
     """
     if not is_retryable(exc):
         return RetryDecision(False, 0.0, "not retryable")
     if attempt >= max_retries:
         return RetryDecision(False, 0.0, f"gave up after {attempt + 1} attempts")
     requested = retry_after_s(exc)
-    wait = requested if requested is not None else backoff_s(attempt, base_s, max_s)
+    wait = min(requested, max_s) if requested is not None else backoff_s(attempt, base_s, max_s)
     if time_left_s is not None and wait >= time_left_s:
         return RetryDecision(
             False, wait, f"retry wait {wait:.2f}s exceeds the {max(time_left_s, 0):.2f}s left", out_of_time=True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import anthropic
@@ -42,9 +42,13 @@ class CallPlan:
 
 @dataclass(frozen=True)
 class NeedCount:
-    """The byte estimate is too coarse near a budget: count the input tokens, then plan again."""
+    """The byte estimate is too coarse near a budget: count the input tokens, then plan again.
+
+    ``estimate`` is the byte estimate, the count to plan with when counting fails.
+    """
 
     route: Route
+    estimate: int
 
 
 @dataclass(frozen=True)
@@ -188,11 +192,27 @@ class RunState:
         if isinstance(decision, Allowance) and decision.max_tokens < self.agent.limits.max_tokens:
             near_budget = True
         if near_budget and counted_input is None and self.agent.count_tokens_near_budget:
-            return NeedCount(route)
+            return NeedCount(route, estimate)
         if isinstance(decision, Stop):
             return decision
         self.iterations += 1
         return CallPlan(self.iterations, route, decision.max_tokens, estimate)
+
+    def plan_retry(self, plan: CallPlan) -> CallPlan | Stop:
+        """Guard a retry of ``plan`` like its first attempt, against what has been billed since.
+
+        An attempt cut short mid-stream was billed, so a retry's worst case may no longer fit: its
+        ``max_tokens`` is lowered to what still fits, or the run stops on the budget.
+        """
+        decision = self.guards.before_call(
+            iteration=plan.iteration,
+            model=plan.route.model,
+            input_tokens=plan.input_estimate,
+            cached=self.agent.cache_prompt,
+        )
+        if isinstance(decision, Stop):
+            return decision
+        return plan if decision.max_tokens >= plan.max_tokens else replace(plan, max_tokens=decision.max_tokens)
 
     def request(self, plan: CallPlan) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` / ``messages.stream`` for ``plan``."""

@@ -3,7 +3,8 @@
 A ``Fault`` is one failure mode of the real API or the network (429 with ``retry-after``, 529, 5xx,
 a hang, a dropped connection, a malformed body, an error in the middle of a stream). A ``FaultPlan``
 says which requests get which fault: a fixed schedule for the first N eligible requests, then seeded
-random rates, optionally only for some models (to fail a "candidate" model and not the baseline).
+random rates, optionally only for some models (to fail a "candidate" model and not the baseline), and a
+schedule of its own for ``count_tokens`` requests.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ FaultKind = Literal[
     "midstream_error",
     "auth_error",
     "bad_request",
+    "not_found",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
@@ -35,13 +37,16 @@ class Fault:
     """One injected failure. Build with the classmethods (``Fault.rate_limit(retry_after_s=2)``)."""
 
     kind: FaultKind
-    retry_after_s: float | None = None
-    retry_after_ms: int | None = None
+    retry_after_s: float | str | None = None
+    retry_after_ms: int | str | None = None
     delay_s: float = 0.0
 
     @classmethod
-    def rate_limit(cls, retry_after_s: float | None = None, retry_after_ms: int | None = None) -> Fault:
-        """429 ``rate_limit_error`` with ``retry-after`` and/or ``retry-after-ms`` when given."""
+    def rate_limit(cls, retry_after_s: float | str | None = None, retry_after_ms: int | str | None = None) -> Fault:
+        """429 ``rate_limit_error`` with ``retry-after`` and/or ``retry-after-ms`` when given.
+
+        A string is sent verbatim (an HTTP date, ``"nan"``, garbage), to test clients against hostile headers.
+        """
         return cls("rate_limit", retry_after_s=retry_after_s, retry_after_ms=retry_after_ms)
 
     @classmethod
@@ -95,6 +100,11 @@ class Fault:
         return cls("bad_request")
 
     @classmethod
+    def not_found(cls) -> Fault:
+        """404 ``not_found_error`` (as from a gateway that does not serve the endpoint)."""
+        return cls("not_found")
+
+    @classmethod
     def from_spec(cls, spec: str) -> Fault:
         """Parse ``"kind"`` or ``"kind:arg"`` (``"slow:2.5"``, ``"rate_limit:3"`` = retry-after 3 s).
 
@@ -117,13 +127,16 @@ class FaultPlan:
     Eligible requests are ``POST /v1/messages`` calls that passed authentication and, when
     ``only_models`` is set, ask for one of those models. ``rates`` maps a fault to its probability;
     probabilities must sum to at most 1. Draws are seeded, so the same plan and request sequence give
-    the same faults. Raises ValueError for a rate outside [0, 1] or rates summing above 1.
+    the same faults. ``count_tokens[i]`` is the fault for the i-th eligible
+    ``POST /v1/messages/count_tokens`` (after the schedule, those are answered normally). Raises
+    ValueError for a rate outside [0, 1] or rates summing above 1.
     """
 
     schedule: Sequence[Fault | None] = ()
     rates: Mapping[Fault, float] = field(default_factory=dict)
     seed: int = 0
     only_models: Collection[str] | None = None
+    count_tokens: Sequence[Fault | None] = ()
 
     def __post_init__(self) -> None:
         rates: dict[Fault, float] = {}
@@ -134,6 +147,7 @@ class FaultPlan:
         if sum(rates.values()) > 1.0 + 1e-9:
             raise ValueError(f"fault rates sum to {sum(rates.values()):.3f}; they must sum to at most 1")
         object.__setattr__(self, "schedule", tuple(self.schedule))
+        object.__setattr__(self, "count_tokens", tuple(self.count_tokens))
         object.__setattr__(self, "rates", rates)
         if self.only_models is not None:
             object.__setattr__(self, "only_models", frozenset(self.only_models))
@@ -146,12 +160,29 @@ class FaultPicker:
         self.plan = plan
         self._lock = threading.Lock()
         self._position = 0
+        self._count_position = 0
         self._rng = random.Random(plan.seed if plan else 0)
+
+    def _eligible(self, model: str | None) -> FaultPlan | None:
+        plan = self.plan
+        if plan is None or (plan.only_models is not None and model not in plan.only_models):
+            return None
+        return plan
+
+    def next_count(self, model: str | None) -> Fault | None:
+        """The fault for the next ``count_tokens`` request asking for ``model`` (None = answer normally)."""
+        plan = self._eligible(model)
+        if plan is None:
+            return None
+        with self._lock:
+            position = self._count_position
+            self._count_position += 1
+        return plan.count_tokens[position] if position < len(plan.count_tokens) else None
 
     def next(self, model: str | None) -> Fault | None:
         """The fault for the next request asking for ``model`` (None = answer normally)."""
-        plan = self.plan
-        if plan is None or (plan.only_models is not None and model not in plan.only_models):
+        plan = self._eligible(model)
+        if plan is None:
             return None
         with self._lock:
             position = self._position
@@ -179,7 +210,9 @@ class ErrorReply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def _seconds(value: float) -> str:
+def _seconds(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -191,7 +224,8 @@ def error_reply(fault: Fault) -> ErrorReply | None:
         if fault.retry_after_s is not None:
             headers["retry-after"] = _seconds(fault.retry_after_s)
         if fault.retry_after_ms is not None:
-            headers["retry-after-ms"] = str(int(fault.retry_after_ms))
+            ms = fault.retry_after_ms
+            headers["retry-after-ms"] = ms if isinstance(ms, str) else str(int(ms))
         message = "This request would exceed your organization's rate limit. Please try again later."
         return ErrorReply(429, "rate_limit_error", message, headers)
     if kind in ("overloaded", "midstream_error"):
@@ -204,4 +238,6 @@ def error_reply(fault: Fault) -> ErrorReply | None:
         return ErrorReply(401, "authentication_error", "invalid x-api-key")
     if kind == "bad_request":
         return ErrorReply(400, "invalid_request_error", "Simulated invalid request (injected fault).")
+    if kind == "not_found":
+        return ErrorReply(404, "not_found_error", "Not found (injected fault).")
     return None

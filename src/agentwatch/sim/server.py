@@ -291,10 +291,10 @@ class _Exchange:
             wanted = " or ".join(API_VERSIONS)
             message = f"anthropic-version: unknown version {version!r}; use {wanted}"
             return self.error(400, "invalid_request_error", message)
-        if self.path == MESSAGES_PATH:
-            self.fault = sim._picker.next(self.model)
-            if self.fault is not None and self.inject(self.fault):
-                return None
+        is_count = self.path == COUNT_TOKENS_PATH
+        self.fault = sim._picker.next_count(self.model) if is_count else sim._picker.next(self.model)
+        if self.fault is not None and self.inject(self.fault):
+            return None
         problem = validation.problem(self.body, count_tokens=self.path == COUNT_TOKENS_PATH)
         if problem:
             return self.error(400, "invalid_request_error", problem)

@@ -81,6 +81,9 @@ class Instruments:
         self.retries = counter(n.M_RETRIES, "Retried LLM call attempts, by error type")
         self.budget_stops = counter(n.M_BUDGET_STOPS, "Runs stopped by a budget, by budget kind")
         self.telemetry_errors = counter(n.M_TELEMETRY_ERRORS, "Failures inside agentwatch's own telemetry")
+        self.count_tokens_fallbacks = counter(
+            n.M_COUNT_TOKENS_FALLBACKS, "count_tokens failures near a budget; the byte estimate was used instead"
+        )
 
 
 @cache

@@ -127,6 +127,8 @@ AW_MODEL_TIER: Final = "agentwatch.model.tier"
 AW_MODEL_ROUTE_REASON: Final = "agentwatch.model.route_reason"
 AW_TOOL_OUTCOME: Final = "agentwatch.tool.outcome"
 AW_TOOL_ATTEMPTS: Final = "agentwatch.tool.attempts"
+AW_TOOL_TIMEOUT_S: Final = "agentwatch.tool.timeout_s"  # on the overrun event: the limit it ran past
+AW_TOOL_DURATION_S: Final = "agentwatch.tool.duration_s"  # on the overrun event: how long it really ran
 AW_RETRY_ATTEMPT: Final = "agentwatch.retry.attempt"
 AW_RETRY_WAIT_S: Final = "agentwatch.retry.wait_s"
 AW_EVAL_DATASET: Final = "agentwatch.eval.dataset"
@@ -205,6 +207,7 @@ EVENT_EXCEPTION: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+EVENT_TOOL_OVERRUN: Final = "agentwatch.tool.overrun"  # an async tool ran past its timeout (blocked the loop)
 
 # --- metrics: (name, unit); Prometheus series in the comment -------------------------------------
 # Semantic-convention metrics.
@@ -224,6 +227,8 @@ M_TOOL_CALLS: Final = ("agentwatch.tool.calls", "{call}")  # agentwatch_tool_cal
 M_RETRIES: Final = ("agentwatch.retries", "{retry}")  # agentwatch_retries_total
 M_BUDGET_STOPS: Final = ("agentwatch.budget.stops", "{run}")  # agentwatch_budget_stops_total
 M_TELEMETRY_ERRORS: Final = ("agentwatch.telemetry.errors", "{error}")  # agentwatch_telemetry_errors_total
+M_COUNT_TOKENS_FALLBACKS: Final = ("agentwatch.count_tokens.fallbacks", "{fallback}")
+# -> agentwatch_count_tokens_fallbacks_total
 M_EVAL_RESULTS: Final = ("agentwatch.eval.results", "{case}")  # agentwatch_eval_results_total
 M_SHADOW_RUNS: Final = ("agentwatch.shadow.runs", "{run}")  # agentwatch_shadow_runs_total
 M_SHADOW_SIMILARITY: Final = ("agentwatch.shadow.answer_similarity", "1")
@@ -257,6 +262,8 @@ LOG_BUDGET_EXCEEDED: Final = "budget_exceeded"
 LOG_ROUTE: Final = "model_route"
 LOG_RUN_END: Final = "run_end"
 LOG_TELEMETRY_ERROR: Final = "telemetry_error"
+LOG_COUNT_TOKENS_FALLBACK: Final = "count_tokens_fallback"
+LOG_TOOL_OVERRUN: Final = "tool_overrun"
 LOG_EVAL_RESULT: Final = "eval_result"
 LOG_SHADOW_RESULT: Final = "shadow_result"
 LOG_CANARY_ROLLBACK: Final = "canary_rollback"

@@ -175,6 +175,7 @@ class RunRecorder:
         if agent.version:
             self.base_metric_attrs[n.AW_AGENT_VERSION] = agent.version
         self._base: _Base = tuple(self.base_metric_attrs.items())
+        self.count_fallback_logged = False
 
     # --- context -------------------------------------------------------------------------------------
     def activate(self, span: Span | None = None) -> _Active:
@@ -594,6 +595,25 @@ class RunRecorder:
         )
 
     @never_raises
+    def tool_overrun(self, tool: ToolObservation | None, *, limit_s: float, duration_s: float) -> None:
+        """An async tool ran past its timeout, which could not fire: it blocked the event loop."""
+        if tool is None:
+            return
+        attributes = {n.AW_TOOL_TIMEOUT_S: limit_s, n.AW_TOOL_DURATION_S: round(duration_s, 4)}
+        tool.span.add_event(n.EVENT_TOOL_OVERRUN, attributes)
+        self._log(
+            n.LOG_TOOL_OVERRUN,
+            f"tool {tool.name!r} ran {duration_s:.2f}s, past its {limit_s:g}s timeout, which could not stop it: "
+            "an async tool must not block the event loop (await instead, or make it a sync tool, run in a thread)",
+            tool.span,
+            logging.WARNING,
+            tool=tool.name,
+            call_id=tool.call_id,
+            timeout_s=limit_s,
+            duration_s=round(duration_s, 4),
+        )
+
+    @never_raises
     def tool_retry(self, tool: ToolObservation | None, attempt: int, wait_s: float, exc: BaseException) -> None:
         if tool is not None:
             tool.span.add_event(
@@ -613,6 +633,25 @@ class RunRecorder:
             kind=kind,
             used=used,
             limit=limit,
+        )
+
+    @never_raises
+    def count_tokens_failed(self, exc: BaseException) -> None:
+        """``count_tokens`` failed near a budget and the byte estimate stands: counted each time, logged once a run."""
+        error_type = type(exc).__name__
+        attributes = {**self.base_metric_attrs, n.ERROR_TYPE: error_type}
+        self.metrics.count_tokens_fallbacks.add(1, attributes, self._exemplar_context(self.run_span))
+        if self.count_fallback_logged:
+            return
+        self.count_fallback_logged = True
+        self._log(
+            n.LOG_COUNT_TOKENS_FALLBACK,
+            f"count_tokens failed ({error_type}); the budgets use the byte estimate, which is conservative",
+            None,
+            logging.WARNING,
+            error_type=error_type,
+            status=getattr(exc, "status_code", None),
+            error=redact(str(exc))[:300],
         )
 
     @never_raises

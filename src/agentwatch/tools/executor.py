@@ -4,6 +4,11 @@ become a ``ToolOutcome`` the model can read (``is_error``), never an exception.
 Sync tools run in a daemon worker thread inside a copy of the caller's ``contextvars`` context: a hung
 tool times out on schedule, never blocks interpreter exit, and OpenTelemetry spans it opens nest under
 the caller's span. The timeout covers every attempt, backoff waits included.
+
+What a tool raises is decided by type: ``KeyboardInterrupt`` and ``SystemExit`` (the interpreter is
+asked to stop) propagate; ``asyncio.CancelledError`` propagates only when the awaiting task is really
+being cancelled (its own deadline, or the run's); everything else, ``GeneratorExit`` and a
+``CancelledError`` a tool raises on its own included, is the tool's error.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pydantic
 import pydantic_core
@@ -31,8 +36,11 @@ T = TypeVar("T")
 OnRetry = Callable[[int, float, BaseException], None]
 AnyTool = Tool[..., Any]
 
-_PROPAGATE = (KeyboardInterrupt, SystemExit, asyncio.CancelledError)
+_PROPAGATE = (KeyboardInterrupt, SystemExit)
 _MAX_BACKOFF_S = 10.0
+# An async tool that returns this long after its limit was not stopped by it: it blocked the event loop
+# (or swallowed the cancellation). Below this, the lateness is ordinary scheduling delay.
+_OVERRUN_SLACK_S = 0.1
 logger = logging.getLogger(names.LOGGER_NAME)
 
 
@@ -42,7 +50,8 @@ class ToolOutcome:
 
     ``outcome`` is one of ``names.TOOL_OK``, ``TOOL_ERROR``, ``TOOL_TIMEOUT``, ``TOOL_INVALID_INPUT``,
     ``TOOL_UNKNOWN``; ``error_type`` is the exception class name, ``"timeout"``, ``"unknown_tool"`` or
-    ``"invalid_input"`` (None when ok). ``attempts`` is 0 when the tool never ran.
+    ``"invalid_input"`` (None when ok). ``attempts`` is 0 when the tool never ran. ``overran_limit_s``
+    is the limit an async tool ran past because its timeout could not fire (it blocked the event loop).
     """
 
     content: str
@@ -51,6 +60,7 @@ class ToolOutcome:
     error_type: str | None
     attempts: int
     duration_s: float
+    overran_limit_s: float | None = None
 
 
 def render_output(value: object) -> str:
@@ -79,7 +89,7 @@ def execute_tool(
 ) -> ToolOutcome:
     """Validate, run (with timeout and retries) and render one tool call. Never raises.
 
-    Only ``KeyboardInterrupt``, ``SystemExit`` and ``asyncio.CancelledError`` from the tool propagate.
+    Only ``KeyboardInterrupt`` and ``SystemExit`` from the tool propagate.
     """
     call = _Call(tools, name, raw_input, timeout_s, max_output_chars, on_retry)
     if call.early is not None:
@@ -111,7 +121,9 @@ async def aexecute_tool(
     """Async form of :func:`execute_tool`; never blocks the event loop. Never raises.
 
     Async tools are awaited under ``asyncio.timeout``; sync tools run in a daemon thread with the
-    caller's context, so a hung one is abandoned at the deadline without holding up the loop.
+    caller's context, so a hung one is abandoned at the deadline without holding up the loop. An async
+    tool that blocks the loop cannot be stopped at its deadline: its outcome says it overran.
+    Propagates ``KeyboardInterrupt``, ``SystemExit`` and the cancellation of the awaiting task.
     """
     call = _Call(tools, name, raw_input, timeout_s, max_output_chars, on_retry)
     if call.early is not None:
@@ -128,9 +140,9 @@ async def aexecute_tool(
                         content = render_output(await tool.invoke(arguments))
                     else:
                         content = await _in_daemon_thread(lambda: _call_sync(tool, arguments, None)[1])
-                except _PROPAGATE:
-                    raise
                 except BaseException as exc:
+                    if _must_propagate(exc):
+                        raise
                     wait = call.retry_wait(exc)
                     if wait is None:
                         result = call.failed(exc)
@@ -143,8 +155,17 @@ async def aexecute_tool(
         if not deadline.expired():
             raise  # pragma: no cover - tool errors are caught above; this is not our deadline
     if deadline.expired() or result is None:
-        return call.timed_out()
-    return result
+        result = call.timed_out()
+    return call.checked_overrun(result) if tool.is_async else result
+
+
+def _must_propagate(exc: BaseException) -> bool:
+    """An interpreter-exit signal, or the cancellation of this task (its deadline, or the caller's);
+    a ``CancelledError`` the tool raised on its own while nobody cancelled the task is the tool's error."""
+    if isinstance(exc, _PROPAGATE):
+        return True
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0
 
 
 class _Call:
@@ -217,6 +238,12 @@ class _Call:
             self.on_retry(self.attempts, wait, exc)
         except Exception:
             logger.warning("on_retry callback for tool %r failed; ignored", self.name, exc_info=True)
+
+    def checked_overrun(self, outcome: ToolOutcome) -> ToolOutcome:
+        """``outcome``, marked when the tool finished well past its limit although its timeout never fired."""
+        if self.limit is None or outcome.duration_s <= self.limit + _OVERRUN_SLACK_S:
+            return outcome
+        return dataclasses.replace(outcome, overran_limit_s=self.limit)
 
     def ok(self, content: str) -> ToolOutcome:
         return self._outcome(content, names.TOOL_OK, None)
@@ -313,19 +340,17 @@ async def _in_daemon_thread(fn: Callable[[], T]) -> T:
     """Like ``asyncio.to_thread`` (context included) but on a daemon thread of its own.
 
     The default executor's threads are joined at loop shutdown and interpreter exit, so one hung tool
-    would hold both up; a daemon thread is simply abandoned when its caller stops waiting.
+    would hold both up; a daemon thread is simply abandoned when its caller stops waiting. What ``fn``
+    raises comes back as a value and is raised here: an exception set on the future would be thrown
+    into the task, and a thrown ``GeneratorExit`` closes the task's whole coroutine chain.
     """
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
+    future: asyncio.Future[tuple[BaseException | None, Any]] = loop.create_future()
     context = contextvars.copy_context()
 
     def deliver(error: BaseException | None, value: Any) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
+        if not future.done():
+            future.set_result((error, value))
 
     def target() -> None:
         error: BaseException | None = None
@@ -338,4 +363,7 @@ async def _in_daemon_thread(fn: Callable[[], T]) -> T:
             loop.call_soon_threadsafe(deliver, error, value)
 
     workers.submit(target)
-    return await future
+    error, value = await future
+    if error is not None:
+        raise error
+    return cast(T, value)
