@@ -6,7 +6,6 @@ Kept apart from the HTTP server so the exact shapes the SDK parses (named events
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -16,11 +15,6 @@ from agentwatch.sim.usage import InputUsage
 TEXT_CHUNK_WORDS = 4
 JSON_CHUNK_CHARS = 12
 Event = tuple[str, dict[str, Any]]
-
-
-def make_id(prefix: str, seed: int, counter: int, kind: str) -> str:
-    """A deterministic id such as ``msg_3f…`` (24 hex digits) for the n-th object of a simulator."""
-    return prefix + hashlib.sha256(f"{seed}:{kind}:{counter}".encode()).hexdigest()[:24]
 
 
 def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:

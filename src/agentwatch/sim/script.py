@@ -16,7 +16,6 @@ picks the next step; the same request always gets the same reply.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import Any
 
 from agentwatch.sim import arith, judge, triggers
 from agentwatch.sim.conversation import Conversation, ToolCall, read
+from agentwatch.sim.ids import make_id
 from agentwatch.sim.usage import CHARS_PER_TOKEN, block_chars, tokens
 
 _WH = r"what|who|when|where|which|how|why"
@@ -332,8 +332,7 @@ def _with_ids(reply: Reply, id_seed: str) -> Reply:
     content = []
     for i, block in enumerate(reply.content):
         if block.get("type") == "tool_use":
-            digest = hashlib.sha256(f"{id_seed}:{i}".encode()).hexdigest()[:24]
-            block = {**block, "id": f"toolu_{digest}"}
+            block = {**block, "id": make_id("toolu_", id_seed, i)}
         content.append(block)
     return replace(reply, content=content)
 

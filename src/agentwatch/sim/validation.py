@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentwatch.sim.models import max_output_tokens
+
 _ROLES = ("user", "assistant")
 
 
@@ -85,6 +87,12 @@ def problem(body: Any, *, count_tokens: bool = False) -> str | None:
             return "max_tokens: Input should be a valid integer"
         if max_tokens < 1:
             return "max_tokens: Input should be greater than or equal to 1"
+        limit = max_output_tokens(body["model"])
+        if max_tokens > limit:
+            return (
+                f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output tokens "
+                f"for {body['model']}"
+            )
     if "messages" not in body:
         return "messages: Field required"
     messages = body["messages"]

@@ -1,0 +1,19 @@
+"""Object ids in the API's format: a prefix (``msg_``, ``toolu_``, ``req_``), then ``01`` and 22 base62 digits."""
+
+from __future__ import annotations
+
+import hashlib
+import string
+
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+ID_DIGITS = 22
+
+
+def make_id(prefix: str, *parts: object) -> str:
+    """A deterministic id for ``parts`` (the same parts give the same id), e.g. ``msg_01Xa…`` (28 chars)."""
+    number = int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest(), "big")
+    digits = []
+    for _ in range(ID_DIGITS):
+        number, digit = divmod(number, 62)
+        digits.append(BASE62[digit])
+    return prefix + "01" + "".join(digits)
