@@ -17,9 +17,13 @@ JSON_CHUNK_CHARS = 12
 Event = tuple[str, dict[str, Any]]
 
 
-def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:
-    """The API's error body: ``{"type":"error","error":{"type","message"},"request_id"}``."""
-    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+def error_body(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
+    """The API's error body: ``{"type":"error","error":{"type","message"},"request_id"}``; without
+    ``request_id`` for a mid-stream ``error`` event (the response headers carried it)."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def message(msg_id: str, model: str, reply: Reply, usage: InputUsage, output_tokens: int) -> dict[str, Any]:

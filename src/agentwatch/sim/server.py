@@ -217,11 +217,15 @@ class Simulator:
                     received = await wire.read_request()
                 except _TooLarge:
                     too_large = f"Request exceeds the maximum allowed size of {MAX_BODY_BYTES} bytes."
-                    await wire.send_json(413, protocol.error_body("request_too_large", too_large, ""), "")
+                    request_id = self._next_id("req_", "request")
+                    await wire.send_json(
+                        413, protocol.error_body("request_too_large", too_large, request_id), request_id
+                    )
                     return
                 except h11.RemoteProtocolError as exc:
-                    bad = protocol.error_body("invalid_request_error", f"Malformed HTTP request: {exc}", "")
-                    await wire.send_json(400, bad, "")
+                    request_id = self._next_id("req_", "request")
+                    bad = protocol.error_body("invalid_request_error", f"Malformed HTTP request: {exc}", request_id)
+                    await wire.send_json(400, bad, request_id)
                     return
                 if received is None:
                     return
@@ -231,6 +235,8 @@ class Simulator:
                 conn.start_next_cycle()
         except (ConnectionError, TimeoutError, h11.ProtocolError):
             pass  # a client that hangs up or goes idle is normal here (timeouts, retries, dropped streams)
+        except asyncio.CancelledError:
+            pass  # stop() cancels every connection; end as finished, or asyncio logs the task as failed
         finally:
             writer.close()
             self._connections.discard(task)
@@ -294,9 +300,7 @@ class _Wire:
         self, status: int, payload: dict[str, Any], request_id: str, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
         data = json.dumps(payload).encode()
-        head = [("content-type", "application/json"), ("content-length", str(len(data)))]
-        if request_id:
-            head.append(("request-id", request_id))
+        head = [("content-type", "application/json"), ("content-length", str(len(data))), ("request-id", request_id)]
         await self.respond(status, [*head, *headers], data)
 
 
@@ -430,7 +434,7 @@ class _Exchange:
             return await self.send_json(200, full)
         events = protocol.stream_events(full)
         if self.fault is not None and self.fault.kind == "midstream_error":
-            error = protocol.error_body("overloaded_error", "Overloaded", self.request_id)
+            error = protocol.error_body("overloaded_error", "Overloaded", None)
             events = [*events[:_MIDSTREAM_EVENTS], ("error", error)]
         await self.send_events(events)
         return True
