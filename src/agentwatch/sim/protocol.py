@@ -57,6 +57,12 @@ def _block_events(index: int, block: dict[str, Any]) -> list[Event]:
         raw = json.dumps(block.get("input", {}), separators=(",", ":"))
         parts = [""] + [raw[i : i + JSON_CHUNK_CHARS] for i in range(0, len(raw), JSON_CHUNK_CHARS)]
         deltas = [{"type": "input_json_delta", "partial_json": p} for p in parts]
+    elif block.get("type") == "thinking":
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        chunks = _text_chunks(str(block.get("thinking", "")))
+        chunks[-1] = chunks[-1][:-1]
+        deltas = [{"type": "thinking_delta", "thinking": c} for c in chunks if c]
+        deltas.append({"type": "signature_delta", "signature": str(block.get("signature", ""))})
     else:
         start = {"type": "text", "text": ""}
         chunks = _text_chunks(str(block.get("text", "")))
