@@ -6,6 +6,7 @@ simulator drifts from the API, these fail first."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ import anthropic
 import httpx2
 import pytest
 
-from agentwatch.sim import Fault, FaultPlan, Simulator
+from agentwatch.sim import Fault, FaultPlan, RateLimit, Simulator
 from agentwatch.sim.faults import FAULT_KINDS, error_reply
 
 from . import wire
@@ -238,3 +239,26 @@ def test_the_checks_catch_drift() -> None:
         wire.same_shape({"a": 1, "b": None}, {"a": 1})
     with pytest.raises(AssertionError):
         wire.same_shape({"a": 1}, {"a": True})
+
+
+def test_rate_limit_headers_match_the_recording() -> None:
+    """With limits on, JSON replies, streams and 429s carry exactly the documented headers, in their formats."""
+    recorded = wire.shape("ratelimit_headers")["headers"]
+    formats = {"integer": re.compile(r"\d+"), "RFC 3339": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")}
+    with (
+        Simulator(rate_limits={"*": RateLimit(2, 100_000, 50_000)}) as sim,
+        httpx2.Client(base_url=sim.base_url, headers=HEADERS, timeout=30) as http,
+    ):
+        replies = [
+            http.post("/v1/messages", json=_body("text")),
+            http.post("/v1/messages", json={**_body("text"), "stream": True}),
+            http.post("/v1/messages", json=_body("text")),
+        ]
+    assert [r.status_code for r in replies] == [200, 200, 429]
+    for reply in replies:
+        sent = {k: v for k, v in reply.headers.items() if k.startswith("anthropic-ratelimit-") or k == "retry-after"}
+        expected = {k for k in recorded if k != "retry-after" or reply.status_code == 429}
+        assert set(sent) == expected
+        for name, value in sent.items():
+            kind = recorded[name]
+            assert value.isdigit() if name == "retry-after" else formats[kind].fullmatch(value), (name, value)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 
 from agentwatch.sim.faults import Fault, FaultPlan
+from agentwatch.sim.ratelimit import RateLimit
 from agentwatch.sim.server import Simulator
 
 
@@ -20,13 +21,16 @@ def serve(
     *,
     request_log_size: int = 10_000,
     idle_timeout_s: float = 60.0,
+    rate_limits: Sequence[str] = (),
 ) -> None:
     """Serve until Ctrl-C (SIGINT) or SIGTERM, printing the base URL first.
 
     ``fault_rates`` maps fault specs (``"overloaded"``, ``"rate_limit:2"``, ``"slow:1.5"``; see
-    ``Fault.from_spec``) to probabilities; the other arguments are ``Simulator``'s. Raises ValueError
-    for an unknown fault or bad rates, OSError when the port is taken.
+    ``Fault.from_spec``) to probabilities; ``rate_limits`` are ``RateLimit.from_spec`` specs
+    (``"claude-haiku-4-5=50,50000,10000"``); the other arguments are ``Simulator``'s. Raises ValueError
+    for an unknown fault, bad rates or a bad limit, OSError when the port is taken.
     """
+    limits = dict(RateLimit.from_spec(spec) for spec in rate_limits)
     rates = {Fault.from_spec(spec): p for spec, p in (fault_rates or {}).items()}
     plan = FaultPlan(rates=rates) if rates else None
     sim = Simulator(
@@ -36,12 +40,19 @@ def serve(
         host=host,
         request_log_size=request_log_size,
         idle_timeout_s=idle_timeout_s,
+        rate_limits=limits or None,
     ).start()
     print(f"agentwatch simulator listening on {sim.base_url}", flush=True)
     print(f"  export ANTHROPIC_BASE_URL={sim.base_url}  (any API key works)", flush=True)
     if rates:
         listed = ", ".join(f"{spec}={p:g}" for spec, p in (fault_rates or {}).items())
         print(f"  injecting faults: {listed}", flush=True)
+    for model, limit in limits.items():
+        print(
+            f"  rate limit for {model}: {limit.requests_per_minute} requests, {limit.input_tokens_per_minute} input "
+            f"and {limit.output_tokens_per_minute} output tokens per minute",
+            flush=True,
+        )
     print("  press Ctrl-C to stop", flush=True)
     stopping = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
@@ -80,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="S",
         help="close connections that send no complete request for S seconds (default 60)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="[MODEL=]RPM,ITPM,OTPM",
+        help="per-minute limits for models starting with MODEL (all models without MODEL=), with the API's "
+        "anthropic-ratelimit-* headers and 429s; repeatable, e.g. claude-haiku-4-5=50,50000,10000",
+    )
     args = parser.parse_args(argv)
     try:
         serve(
@@ -89,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dict(args.fault) or None,
             request_log_size=args.request_log_size,
             idle_timeout_s=args.idle_timeout,
+            rate_limits=args.rate_limit,
         )
     except (ValueError, OSError) as exc:
         print(f"agentwatch simulator: {exc}", file=sys.stderr)

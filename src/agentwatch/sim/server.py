@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -32,6 +32,7 @@ import h11
 from agentwatch.sim import protocol, script, validation
 from agentwatch.sim.faults import Fault, FaultPicker, FaultPlan, error_reply
 from agentwatch.sim.ids import make_id
+from agentwatch.sim.ratelimit import Admission, RateLimit, RateLimiter
 from agentwatch.sim.usage import CacheLedger, count_input_tokens, output_tokens
 
 logger = logging.getLogger("agentwatch.sim")
@@ -73,6 +74,8 @@ class Simulator:
     is the wait before the first byte of a body. ``faults`` can be replaced while running.
     ``request_log_size`` bounds ``requests`` (oldest dropped first); ``idle_timeout_s`` closes
     connections that send no complete request for that long; ``backlog`` is the listen queue.
+    ``rate_limits`` maps model prefixes (or ``"*"``) to per-minute limits, enforced with the API's
+    ``anthropic-ratelimit-*`` headers and 429s (see ``ratelimit``); without it nothing is limited.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class Simulator:
         request_log_size: int = 10_000,
         idle_timeout_s: float = 60.0,
         backlog: int = DEFAULT_BACKLOG,
+        rate_limits: Mapping[str, RateLimit] | None = None,
     ) -> None:
         if request_log_size < 1:
             raise ValueError(f"request_log_size must be at least 1, got {request_log_size}")
@@ -97,6 +101,7 @@ class Simulator:
         self.idle_timeout_s, self.backlog = idle_timeout_s, backlog
         self._picker = FaultPicker(faults)
         self._ledger = CacheLedger()
+        self._limiter = RateLimiter(rate_limits) if rate_limits else None
         self._lock = threading.Lock()
         self._requests: deque[RequestRecord] = deque(maxlen=request_log_size)
         self._counter = 0
@@ -327,6 +332,7 @@ class _Exchange:
         self.stream = fields.get("stream") is True
         self.request_id = sim._next_id("req_", "request")
         self.fault: Fault | None = None
+        self.admission: Admission | None = None
         self.headers = {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in self.request_headers.items()}
         self.fields = fields
 
@@ -384,6 +390,13 @@ class _Exchange:
         if self.path == COUNT_TOKENS_PATH:
             self.record(200)
             return await self.send_json(200, {"input_tokens": count_input_tokens(self.body)})
+        if sim._limiter is not None:
+            self.admission = sim._limiter.admit(
+                self.body["model"], count_input_tokens(self.body), self.body["max_tokens"]
+            )
+            if self.admission is not None and self.admission.refused:
+                retry = [("retry-after", str(self.admission.retry_after_s))]
+                return await self.error(429, "rate_limit_error", self.admission.refused, retry)
         return await self.answer()
 
     def auth_problem(self) -> str | None:
@@ -427,7 +440,10 @@ class _Exchange:
         msg_id = sim._next_id("msg_", "message")
         reply = script.respond(body, msg_id)
         usage = sim._ledger.account(body)
-        full = protocol.message(msg_id, body["model"], reply, usage, output_tokens(reply.content))
+        used = output_tokens(reply.content)
+        full = protocol.message(msg_id, body["model"], reply, usage, used)
+        if sim._limiter is not None and self.admission is not None:
+            sim._limiter.settle(self.admission, usage.cache_read_input_tokens, used)
         self.record(200)
         if not self.stream:
             await asyncio.sleep(sim.first_chunk_s + sim.latency_s)
@@ -448,15 +464,19 @@ class _Exchange:
             ("content-type", "text/event-stream; charset=utf-8"),
             ("cache-control", "no-cache"),
             ("request-id", self.request_id),
+            *self.limit_headers(),
         ]
 
     async def error(self, status: int, error_type: str, message: str, headers: Iterable[tuple[str, str]] = ()) -> bool:
         self.record(status)
         return await self.send_json(status, protocol.error_body(error_type, message, self.request_id), headers)
 
+    def limit_headers(self) -> list[tuple[str, str]]:
+        return list(self.admission.headers.items()) if self.admission is not None else []
+
     async def send_json(self, status: int, payload: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> bool:
         self.responded = True
-        await self.wire.send_json(status, payload, self.request_id, headers)
+        await self.wire.send_json(status, payload, self.request_id, [*headers, *self.limit_headers()])
         return True
 
     async def send_events(self, events: list[protocol.Event]) -> None:
