@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 import anthropic
@@ -19,14 +18,6 @@ from .conftest import MODEL
 
 DEADLINE_S = 30.0
 HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
-
-
-def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {DEADLINE_S} s")
-        time.sleep(0.01)
 
 
 def _closed_by_server(sock: socket.socket) -> bool:

@@ -33,6 +33,6 @@ def test_bad_fault_spec_exits_with_a_message() -> None:
         [sys.executable, "-m", "agentwatch.sim", "--port", "0", "--fault", "explode=0.1"],
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=60,
     )
     assert done.returncode == 2 and "unknown fault 'explode'" in done.stderr
