@@ -36,3 +36,18 @@ def test_bad_fault_spec_exits_with_a_message() -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "unknown fault 'explode'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--idle-timeout", "0"], "idle_timeout_s must be a positive number"),
+        (["--request-log-size", "0"], "request_log_size must be at least 1"),
+        (["--rate-limit", "lots"], "expected [MODEL=]RPM,ITPM,OTPM"),
+    ],
+)
+def test_bad_bounds_exit_with_a_message(flags: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agentwatch.sim", "--port", "0", *flags], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and message in done.stderr

@@ -11,9 +11,5 @@ ID_DIGITS = 22
 
 def make_id(prefix: str, *parts: object) -> str:
     """A deterministic id for ``parts`` (the same parts give the same id), e.g. ``msg_01Xa…`` (28 chars)."""
-    number = int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest(), "big")
-    digits = []
-    for _ in range(ID_DIGITS):
-        number, digit = divmod(number, 62)
-        digits.append(BASE62[digit])
-    return prefix + "01" + "".join(digits)
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return prefix + "01" + "".join(BASE62[byte % 62] for byte in digest[:ID_DIGITS])
