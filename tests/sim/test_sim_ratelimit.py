@@ -57,6 +57,9 @@ def test_every_reply_carries_the_headers_and_the_request_limit_is_enforced(
     assert "3 requests per minute" in caught.value.message
     wire.error(caught.value.body, headers["request-id"])
     assert sim.requests[-1].status == 429
+    sim.reset()  # refills the buckets
+    with _client(sim) as client:
+        assert client.messages.create(model=MODEL, max_tokens=100, messages=HI).stop_reason == "end_turn"
 
 
 def test_output_tokens_are_reserved_at_max_tokens_then_the_unused_part_returned(

@@ -193,10 +193,13 @@ class Simulator:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget recorded requests and cached prompt prefixes; restart the fault schedule."""
+        """Forget recorded requests and cached prompt prefixes; restart the fault schedule; refill every
+        rate-limit bucket."""
         with self._lock:
             self._requests.clear()
             self._picker = FaultPicker(self._picker.plan)
+            if self._limiter is not None:
+                self._limiter = RateLimiter(self._limiter.limits)
         self._ledger.clear()
 
     def _next_id(self, prefix: str, kind: str) -> str:
