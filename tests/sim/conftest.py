@@ -90,3 +90,17 @@ def agent_loop(client: anthropic.Anthropic) -> Loop:
         raise AssertionError(f"no final answer after {max_turns} turns")
 
     return loop
+
+
+@pytest.fixture
+def client_factory() -> Iterator[Callable[..., Simulator]]:
+    """Start simulators with custom settings; all are stopped after the test."""
+    started: list[Simulator] = []
+
+    def make(**settings: Any) -> Simulator:
+        started.append(Simulator(**settings).start())
+        return started[-1]
+
+    yield make
+    for running in started:
+        running.stop()

@@ -86,8 +86,8 @@ def test_hang_times_out_without_blocking_others(sim: Simulator) -> None:
         started = time.monotonic()
         with pytest.raises(anthropic.APITimeoutError):
             _create(client)
-        assert 0.25 < time.monotonic() - started < 2
-        assert _create(client).stop_reason == "end_turn"
+        assert 0.25 < time.monotonic() - started < 30  # the client's timeout ended it, not the server
+        assert _create(client.with_options(timeout=30)).stop_reason == "end_turn"
     assert sim.requests[0].fault == "hang" and sim.requests[0].status is None
 
 
@@ -129,18 +129,20 @@ def test_stop_returns_promptly_with_a_hung_request() -> None:
 
     def call() -> None:
         try:
-            httpx2.post(f"{sim.base_url}/v1/messages", json=PARAMS, headers=HEADERS, timeout=10)
+            httpx2.post(f"{sim.base_url}/v1/messages", json=PARAMS, headers=HEADERS, timeout=120)
         except httpx2.HTTPError as exc:
             errors.append(exc)
 
     caller = threading.Thread(target=call)
     caller.start()
-    while not sim.requests:
+    deadline = time.monotonic() + 30
+    while not sim.requests and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert sim.requests, "the hung request never arrived"
     started = time.monotonic()
     sim.stop()
-    assert time.monotonic() - started < 1
-    caller.join(timeout=2)
+    assert time.monotonic() - started < 30  # not held until the client's 120 s timeout
+    caller.join(timeout=30)
     assert not caller.is_alive() and errors  # the client saw the connection go
 
 

@@ -6,7 +6,6 @@ Kept apart from the HTTP server so the exact shapes the SDK parses (named events
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -18,14 +17,13 @@ JSON_CHUNK_CHARS = 12
 Event = tuple[str, dict[str, Any]]
 
 
-def make_id(prefix: str, seed: int, counter: int, kind: str) -> str:
-    """A deterministic id such as ``msg_3f…`` (24 hex digits) for the n-th object of a simulator."""
-    return prefix + hashlib.sha256(f"{seed}:{kind}:{counter}".encode()).hexdigest()[:24]
-
-
-def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:
-    """The API's error body: ``{"type":"error","error":{"type","message"},"request_id"}``."""
-    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+def error_body(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
+    """The API's error body: ``{"type":"error","error":{"type","message"},"request_id"}``; without
+    ``request_id`` for a mid-stream ``error`` event (the response headers carried it)."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def message(msg_id: str, model: str, reply: Reply, usage: InputUsage, output_tokens: int) -> dict[str, Any]:
@@ -59,6 +57,12 @@ def _block_events(index: int, block: dict[str, Any]) -> list[Event]:
         raw = json.dumps(block.get("input", {}), separators=(",", ":"))
         parts = [""] + [raw[i : i + JSON_CHUNK_CHARS] for i in range(0, len(raw), JSON_CHUNK_CHARS)]
         deltas = [{"type": "input_json_delta", "partial_json": p} for p in parts]
+    elif block.get("type") == "thinking":
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        chunks = _text_chunks(str(block.get("thinking", "")))
+        chunks[-1] = chunks[-1][:-1]
+        deltas = [{"type": "thinking_delta", "thinking": c} for c in chunks if c]
+        deltas.append({"type": "signature_delta", "signature": str(block.get("signature", ""))})
     else:
         start = {"type": "text", "text": ""}
         chunks = _text_chunks(str(block.get("text", "")))

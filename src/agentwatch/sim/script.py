@@ -16,15 +16,18 @@ picks the next step; the same request always gets the same reply.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from agentwatch.sim import arith, judge, triggers
+from agentwatch.sim import arith, judge, schema, triggers
 from agentwatch.sim.conversation import Conversation, ToolCall, read
+from agentwatch.sim.ids import make_id
 from agentwatch.sim.usage import CHARS_PER_TOKEN, block_chars, tokens
 
 _WH = r"what|who|when|where|which|how|why"
@@ -42,6 +45,7 @@ _STOP_WORDS = frozenset(
     {"the", "a", "an", "of", "in", "on", "at", "to", "for", "is", "are", "was", "were", "and", "or"}
     | {"what", "who", "how", "which", "by", "with"}
 )
+_SCRIPTED_TOOLS = frozenset({"calculator", "web_search"})
 _LONG_TEXT = "The simulated model keeps writing so that long answers and token limits can be tested."
 
 
@@ -90,28 +94,53 @@ def best_sentence(text: str, query: str, must_contain: str | None = None) -> str
     return max(sentences, key=lambda s: (len(wanted & _words(s)), -sentences.index(s)))
 
 
+_PLACE_KEYS = frozenset({"location", "city", "place", "country", "region", "address", "destination"})
+_PLACE = re.compile(r"\b(?:in|at|for|near|to)\s+((?:[A-Z][\w'-]*)(?:[\s,]+[A-Z][\w'-]*)*)")
+
+
+def _hint(task: str, turn: int) -> schema.Hint:
+    """Text for a string property ``name`` of a tool input, taken from the task."""
+
+    def hint(name: str) -> str:
+        key = name.lower()
+        if key == "expression":
+            return f"{turn + 1} + 1"
+        if key in ("query", "q", "search", "question"):
+            return query_of(task) or "test"
+        if key in _PLACE_KEYS:
+            place = _PLACE.search(task)
+            return place.group(1).strip(" ,") if place else query_of(task) or "test"
+        return task[:100] or "test"
+
+    return hint
+
+
 def _input_for(tool: dict[str, Any] | None, task: str, turn: int) -> dict[str, Any]:
-    """A plausible input for ``tool`` from its JSON schema (required properties only)."""
-    schema = tool.get("input_schema", {}) if tool else {}
-    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
-    required = schema.get("required", list(properties)) if isinstance(schema, dict) else []
-    required = [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
-    values: dict[str, Any] = {}
-    defaults = {"integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
-    for name in required:
-        spec = properties.get(name, {}) if isinstance(properties, dict) else {}
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        if isinstance(spec, dict) and isinstance(spec.get("enum"), list) and spec["enum"]:
-            values[name] = spec["enum"][0]
-        elif name == "expression":
-            values[name] = f"{turn + 1} + 1"
-        elif name in ("query", "q", "search", "question"):
-            values[name] = query_of(task) or "test"
-        elif isinstance(kind, str) and kind in defaults:
-            values[name] = defaults[kind]
-        else:
-            values[name] = task[:100] or "test"
-    return values
+    """An input for ``tool`` valid against its ``input_schema`` (required properties, from the task)."""
+    spec = tool.get("input_schema", {}) if tool else {}
+    value = schema.generate(spec if isinstance(spec, dict) else {}, _hint(task, turn))
+    return value if isinstance(value, dict) else {}
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _words(text)}
+
+
+def best_tool(convo: Conversation, task: str) -> dict[str, Any] | None:
+    """The offered tool (not one the demo script knows) whose name, description and parameters share the
+    most words with the task; None when none shares any. Server tools (with a ``type``) are not called."""
+    wanted, best, best_score = _stems(task), None, 0
+    for tool in convo.tools:
+        if tool.get("name") in _SCRIPTED_TOOLS or tool.get("type") not in (None, "custom"):
+            continue
+        spec = tool.get("input_schema")
+        properties = spec.get("properties") if isinstance(spec, dict) else None
+        about = [str(tool.get("name", "")).replace("_", " ").replace("-", " "), str(tool.get("description", ""))]
+        about += [str(p).replace("_", " ") for p in properties] if isinstance(properties, dict) else []
+        score = len(wanted & _stems(" ".join(about)))
+        if score > best_score:
+            best, best_score = tool, score
+    return best
 
 
 def _report(calls: list[ToolCall]) -> Reply:
@@ -219,6 +248,13 @@ def _plan(convo: Conversation, task: str) -> Reply:
             expression = f"{arith.plain_number(float(max(found)))} / {arith.plain_number(float(per.divisor))}"
             return _use([("calculator", {"expression": expression})], "Now I'll divide.")
         return _text(_per_answer(query, searches[-1], calcs[-1], per))
+    tool = best_tool(convo, task)
+    if tool is not None:
+        name = str(tool["name"])
+        done = convo.done(name)
+        if not done:
+            return _use([(name, _input_for(tool, task, 0))], f"I'll use the {name} tool.")
+        return _report(done[-1:])
     if "web_search" in tools and _QUESTION.search(task):
         searches = convo.done("web_search")
         if not searches:
@@ -332,16 +368,63 @@ def _with_ids(reply: Reply, id_seed: str) -> Reply:
     content = []
     for i, block in enumerate(reply.content):
         if block.get("type") == "tool_use":
-            digest = hashlib.sha256(f"{id_seed}:{i}".encode()).hexdigest()[:24]
-            block = {**block, "id": f"toolu_{digest}"}
+            block = {**block, "id": make_id("toolu_", id_seed, i)}
         content.append(block)
     return replace(reply, content=content)
 
 
+def output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of a structured-output request: ``output_config.format`` (what SDK 2.x
+    ``messages.parse(output_format=Model)`` sends) or the older top-level ``output_format``."""
+    config = body.get("output_config")
+    for found in (config.get("format") if isinstance(config, dict) else None, body.get("output_format")):
+        if isinstance(found, dict) and found.get("type") == "json_schema" and isinstance(found.get("schema"), dict):
+            return dict(found["schema"])
+    return None
+
+
+_ANSWER_KEYS = frozenset({"answer", "result", "text", "summary", "response", "content", "explanation", "reason"})
+
+
+def _structured(reply: Reply, spec: dict[str, Any], task: str) -> Reply:
+    """A final answer as one JSON text valid against ``spec``; its prose goes into answer-like strings."""
+    if reply.stop_reason not in ("end_turn", "max_tokens") or any(b["type"] == "tool_use" for b in reply.content):
+        return reply
+    prose = " ".join(str(b.get("text", "")) for b in reply.content if b.get("type") == "text").strip()
+    base = _hint(task, 0)
+    value = schema.generate(spec, lambda name: prose if name.lower() in _ANSWER_KEYS else base(name))
+    return Reply([{"type": "text", "text": json.dumps(value, ensure_ascii=False)}], "end_turn")
+
+
+def thinking_budget(body: dict[str, Any]) -> int | None:
+    """The thinking budget when extended (``enabled``) or ``adaptive`` thinking is on, else None."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return None
+    budget = thinking.get("budget_tokens")
+    return budget if isinstance(budget, int) else int(body.get("max_tokens", 4096)) // 2
+
+
+def _think(reply: Reply, task: str, budget: int, id_seed: str) -> Reply:
+    """Put a thinking block (with its signature) before the reply, as the API does with thinking on."""
+    short = task if len(task) <= 200 else task[:197] + "..."
+    calls = [str(b["name"]) for b in reply.content if b["type"] == "tool_use"]
+    plan = f"I should call {', '.join(calls)} to get what I need." if calls else "I can answer from what I have."
+    text = f'The user asks: "{short}". {plan}'[: budget * CHARS_PER_TOKEN]
+    signature = base64.b64encode(hashlib.sha512(f"{id_seed}:{text}".encode()).digest() * 2).decode()
+    return replace(reply, content=[{"type": "thinking", "thinking": text, "signature": signature}, *reply.content])
+
+
 def respond(body: dict[str, Any], id_seed: str) -> Reply:
-    """The model's reply to a validated request body; tool_use ids derive from ``id_seed``."""
+    """The model's reply to a validated request body; tool_use ids and signatures derive from ``id_seed``."""
     convo = read(body)
     max_tokens = int(body.get("max_tokens", 4096))
     reply = _force_tool(_decide(convo, max_tokens), convo, body.get("tool_choice"))
+    spec = output_schema(body)
+    if spec is not None:
+        reply = _structured(reply, spec, convo.task)
+    budget = thinking_budget(body)
+    if budget is not None:
+        reply = _think(reply, triggers.parse(convo.task).clean, budget, id_seed)
     reply = _fit(_stop_at_sequence(reply, body.get("stop_sequences")), max_tokens)
     return _with_ids(reply, id_seed)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentwatch.sim.models import max_output_tokens
+
 _ROLES = ("user", "assistant")
 
 
@@ -71,6 +73,38 @@ def _pairing_problem(messages: list[dict[str, Any]]) -> str | None:
     return None
 
 
+_THINKING_TYPES = ("enabled", "disabled", "adaptive")
+MIN_THINKING_BUDGET = 1024
+
+
+def _thinking_problem(body: dict[str, Any]) -> str | None:
+    """The API's rules for ``thinking``: a known type; ``enabled`` needs 1024 <= budget_tokens < max_tokens."""
+    if "thinking" not in body:
+        return None
+    thinking = body["thinking"]
+    if not isinstance(thinking, dict) or thinking.get("type") not in _THINKING_TYPES:
+        tag = thinking.get("type") if isinstance(thinking, dict) else thinking
+        expected = ", ".join(f"'{t}'" for t in _THINKING_TYPES)
+        return f"thinking: Input tag {tag!r} found using 'type' does not match any of the expected tags: {expected}"
+    if thinking["type"] != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        return (
+            "thinking.enabled.budget_tokens: Field required"
+            if budget is None
+            else ("thinking.enabled.budget_tokens: Input should be a valid integer")
+        )
+    if budget < MIN_THINKING_BUDGET:
+        return f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
+    if budget >= body["max_tokens"]:
+        return (
+            "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
+            "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
+        )
+    return None
+
+
 def problem(body: Any, *, count_tokens: bool = False) -> str | None:
     """What is wrong with a request body, as the API would say it, or None when it is valid."""
     if not isinstance(body, dict):
@@ -85,6 +119,15 @@ def problem(body: Any, *, count_tokens: bool = False) -> str | None:
             return "max_tokens: Input should be a valid integer"
         if max_tokens < 1:
             return "max_tokens: Input should be greater than or equal to 1"
+        limit = max_output_tokens(body["model"])
+        if max_tokens > limit:
+            return (
+                f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output tokens "
+                f"for {body['model']}"
+            )
+    thinking = _thinking_problem(body) if not count_tokens else None
+    if thinking:
+        return thinking
     if "messages" not in body:
         return "messages: Field required"
     messages = body["messages"]
