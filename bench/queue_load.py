@@ -45,7 +45,7 @@ from otlp_receiver import OtlpReceiver  # noqa: E402
 
 REDIS = "/usr/bin/redis-server"
 RIE = Path(os.environ.get("AGENTWATCH_BIN_CACHE") or Path.home() / ".cache/agentwatch/bin") / "aws-lambda-rie"
-AGENT = f"{REPO / 'tests/queue/queue_agents.py'}:plain"  # no tools: one model call per job
+AGENT = f"{REPO / 'tests/queueing/queue_agents.py'}:plain"  # no tools: one model call per job
 LATENCY_S = 0.05
 IDLE_JOBS = 10
 

@@ -1,4 +1,4 @@
-"""Real redis-server and real `agentwatch worker` processes on 127.0.0.1 (tests/queue and the e2e workload).
+"""Real redis-server and real `agentwatch worker` processes on 127.0.0.1 (tests/queueing and the e2e workload).
 
 Redis runs without persistence unless asked for an append-only file (a Redis that forgets its data on
 restart loses queued jobs by design, so the restart test runs the durable setup).
@@ -19,7 +19,7 @@ from .stack import Proc, free_ports, wait_until
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 QUEUE = "agentwatch"
-QUEUE_AGENTS = REPO / "tests" / "queue" / "queue_agents.py"
+QUEUE_AGENTS = REPO / "tests" / "queueing" / "queue_agents.py"
 
 
 class RedisServer:
@@ -83,7 +83,7 @@ class Worker:
 
 
 def queue_agent(name: str) -> str:
-    """The reference of an agent in tests/queue/queue_agents.py (``path/file.py:attr``)."""
+    """The reference of an agent in tests/queueing/queue_agents.py (``path/file.py:attr``)."""
     return f"{QUEUE_AGENTS}:{name}"
 
 

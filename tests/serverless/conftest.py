@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lambda_support import Emulator, EmulatorFactory
 
 from agentwatch.sim import Simulator
 from e2e.binaries import require_binary
 from otlp_receiver import OtlpReceiver
+from serverless.lambda_support import Emulator, EmulatorFactory
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import json
 import secrets
 import socket
 
-from lambda_support import ARN, FUNCTION, Emulator, EmulatorFactory
-
 from agentwatch.sim import Simulator
 from agentwatch.telemetry import names as n
 from otlp_receiver import OtlpReceiver
+from serverless.lambda_support import ARN, FUNCTION, Emulator, EmulatorFactory
 
 MODEL = "claude-haiku-4-5-20251001"
 SERVER, CONSUMER = 2, 5  # OTLP span kinds

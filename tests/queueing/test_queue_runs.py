@@ -9,7 +9,6 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from queue_support import QUEUE, RedisServer, WorkerFactory, queue_drained, requests_for
 
 from agentwatch import StopReason
 from agentwatch.queue import RunFailed, RunNotFound, result, submit
@@ -20,6 +19,7 @@ from agentwatch.telemetry import names as n
 from e2e.queue_stack import queue_agent as ref
 from e2e.stack import wait_until
 from otlp_receiver import OtlpReceiver
+from queueing.queue_support import QUEUE, RedisServer, WorkerFactory, queue_drained, requests_for
 
 CALC = ref("calc")
 

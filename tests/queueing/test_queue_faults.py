@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from queue_support import QUEUE, RedisServer, WorkerFactory
 
 from agentwatch import StopReason
 from agentwatch.queue import QueueUnavailable, RunFailed, RunPending, result, submit
@@ -21,6 +20,7 @@ from agentwatch.telemetry import names as n
 from e2e.queue_stack import queue_agent as ref
 from e2e.stack import wait_until
 from otlp_receiver import OtlpReceiver
+from queueing.queue_support import QUEUE, RedisServer, WorkerFactory
 
 MARKER = re.compile(r"job-[0-9a-f]{12}")
 

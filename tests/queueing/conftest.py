@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from queue_support import WorkerFactory
 
 from agentwatch.sim import Simulator
 from e2e.queue_stack import REDIS_SERVER, RedisServer, Worker, queue_agent, start_worker_process
 from otlp_receiver import OtlpReceiver
+from queueing.queue_support import WorkerFactory
 
 
 @pytest.fixture
