@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import redis
-from queue_fixtures import WorkerFactory
 
 from agentwatch.sim import Simulator
 from e2e.queue_stack import QUEUE, RedisServer, Worker
+from queue_fixtures import WorkerFactory
 
 __all__ = ["QUEUE", "RedisServer", "Worker", "WorkerFactory", "queue_drained", "requests_for"]
 

@@ -27,7 +27,7 @@ CALC = queue_agent("calc")
 def serve_queued(
     sim: Simulator, redis_server: RedisServer, **settings: object
 ) -> contextlib.AbstractContextManager[Served]:
-    """The service for the ``calc`` queue agent, by reference (the one its workers run), queueing on ``redis_server``."""
+    """The service for the queue agent ``calc`` by reference (the one its workers run), queueing on Redis."""
     return serve(load_agent(CALC), sim, agent=CALC, queue_url=redis_server.url, **settings)
 
 
