@@ -23,7 +23,10 @@ class QueuedRuns:
     def __init__(self, broker_url: str, agent_ref: str) -> None:
         if not agent_ref:
             raise ValueError("--queue needs the agent by reference (MODULE:ATTR), the one the workers run.")
-        QueueSettings(broker_url)  # a clear error for a URL that is not Redis
+        try:
+            QueueSettings(broker_url)  # a clear error for a URL that is not Redis
+        except ValueError as exc:
+            raise ValueError(f"--queue (AGENTWATCH_SERVE_QUEUE_URL): {exc}") from None
         self.broker_url, self.agent_ref = broker_url, agent_ref
 
     @staticmethod
