@@ -110,6 +110,11 @@ def queue_for(settings: ServeSettings) -> QueuedRuns | None:
     return QueuedRuns(settings.queue_url, settings.agent)
 
 
+def _running(run_id: str) -> JSONResponse:
+    """``GET /v1/runs/{id}`` of a run that has not finished yet (in this server or in the queue)."""
+    return JSONResponse({"run_id": run_id, "status": "running"}, status_code=202, headers=_trace_headers(run_id))
+
+
 async def _until_disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
@@ -206,8 +211,8 @@ class Service:
                 501, "no_queue", "no queue configured: start with --queue redis://… to accept asynchronous runs."
             )
         if run_request.conversation_id is not None:
-            return error(422, "invalid_request", "conversation_id is not supported with async runs; send it without "
-                         "mode async and Prefer: respond-async.")  # fmt: skip
+            return error(422, "invalid_request", "conversation_id works only in synchronous runs: drop it, or send "
+                         'the run without "mode": "async" and Prefer: respond-async.')  # fmt: skip
         self._annotate(run_request)
         from agentwatch.queue import QueueUnavailable
 
@@ -228,9 +233,7 @@ class Service:
         except RunNotFound:
             return self._unknown_run()
         except RunPending:
-            return JSONResponse(
-                {"run_id": run_id, "status": "running"}, status_code=202, headers=_trace_headers(run_id)
-            )
+            return _running(run_id)
         except RunFailed as exc:
             return error(500, "run_failed", f"{exc}. It is in the queue's dead-letter list; send the task again.")
         except QueueUnavailable:
@@ -271,9 +274,7 @@ class Service:
         if run is None:
             return self._unknown_run()
         if run.result is None:
-            return JSONResponse(
-                {"run_id": run.id, "status": "running"}, status_code=202, headers=_trace_headers(run.id)
-            )
+            return _running(run.id)
         return JSONResponse(result_json(run.result, run.id), headers=_trace_headers(run.id))
 
     async def healthz(self, request: Request) -> Response:
