@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import redis
 
 from agentwatch.sim import Simulator
 from e2e.queue_stack import QUEUE, RedisServer, Worker
+from queue_fixtures import WorkerFactory
 
 __all__ = ["QUEUE", "RedisServer", "Worker", "WorkerFactory", "queue_drained", "requests_for"]
-
-WorkerFactory = Callable[..., Worker]
 
 
 def requests_for(sim: Simulator, marker: str) -> int:

@@ -17,6 +17,7 @@ import uvicorn
 from agentwatch import Agent
 from agentwatch.serve import ApiKeys, ServeSettings, create_app
 from agentwatch.sim import Simulator
+from queue_fixtures import otlp, redis_server, start_worker  # noqa: F401  (for the async-mode tests)
 from secret_scan import SecretScan
 
 from .agents import slow_agent
@@ -57,7 +58,7 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(agent: Agent, sim: Simulator, **settings: Any) -> Iterator[Served]:
+def serve(agent: Agent, sim: Simulator, /, **settings: Any) -> Iterator[Served]:
     """Run ``create_app(agent)`` under uvicorn in a thread until the block ends (lifespan included)."""
     merged = ServeSettings(**{"api_keys": KEYS, **settings})
     client = anthropic.AsyncAnthropic(api_key="test-key", base_url=sim.base_url)

@@ -41,7 +41,7 @@ def test_readiness_fails_when_the_backend_is_unreachable() -> None:
         holder.bind(("127.0.0.1", 0))
         dead = Simulator()
         dead.port = holder.getsockname()[1]
-        dead._server = object()  # type: ignore[assignment]  # base_url of a simulator that is not there
+        dead._thread = object()  # type: ignore[assignment]  # base_url of a simulator that is not there
         with serve(slow_agent(), dead) as s:
             error = error_of(httpx.get(s.url + "/readyz"), 503)
             assert error["type"] == "backend_unreachable"

@@ -12,7 +12,7 @@ import html
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anthropic
@@ -36,6 +36,9 @@ from agentwatch.serve.runs import EventsGone, Refused, Run, RunRegistry
 from agentwatch.serve.settings import ServeSettings, parse_bool
 from agentwatch.serve.wire import BadRequest, RunRequest, parse_run_request, result_json
 from agentwatch.telemetry import names as n
+
+if TYPE_CHECKING:
+    from agentwatch.serve.queued import QueuedRuns
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -96,6 +99,22 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def queue_for(settings: ServeSettings) -> QueuedRuns | None:
+    """The run queue when ``queue_url`` is set; a clear ValueError without the queue extra or an agent reference."""
+    if not settings.queue_url:
+        return None
+    try:
+        from agentwatch.serve.queued import QueuedRuns
+    except ImportError:
+        raise ValueError("--queue needs the queue extra: pip install 'agentwatch[queue]'.") from None
+    return QueuedRuns(settings.queue_url, settings.agent)
+
+
+def _running(run_id: str) -> JSONResponse:
+    """``GET /v1/runs/{id}`` of a run that has not finished yet (in this server or in the queue)."""
+    return JSONResponse({"run_id": run_id, "status": "running"}, status_code=202, headers=_trace_headers(run_id))
+
+
 async def _until_disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
@@ -108,6 +127,7 @@ class Service:
         self.settings, self.keys, self.page = settings, keys, page
         self.registry: RunRegistry | None = None
         self.probe: BackendProbe | None = None
+        self.queued = queue_for(settings)
 
     # --- plumbing ------------------------------------------------------------------------------
     def _tenant(self, request: Request) -> str | JSONResponse:
@@ -159,7 +179,7 @@ class Service:
         except BadRequest as exc:
             return error(exc.status, exc.error_type, str(exc))
         if run_request.mode == "async" or "respond-async" in request.headers.get("prefer", "").lower():
-            return self.submit_to_queue(run_request, tenant)
+            return await self.submit_to_queue(run_request, tenant)
         self._annotate(run_request)
         stream = "text/event-stream" in request.headers.get("accept", "")
         try:
@@ -180,9 +200,49 @@ class Service:
             return Response(status_code=499)  # nobody reads it; uvicorn drops it
         return JSONResponse(result_json(waiter.result(), run.id), headers=_trace_headers(run.id))
 
-    def submit_to_queue(self, run_request: RunRequest, tenant: str) -> Response:
-        """``"mode": "async"`` / ``Prefer: respond-async``: the seam where the job queue (issue 9) plugs in."""
-        return error(501, "no_queue", "no queue configured: start with --queue redis://… to accept asynchronous runs.")
+    async def submit_to_queue(self, run_request: RunRequest, tenant: str) -> Response:
+        """``"mode": "async"`` / ``Prefer: respond-async``: queue the run, answer 202 with where its result will be.
+
+        The server span is current in the thread that publishes, so it parents the Celery producer span.
+        Queued runs are off the request path: the concurrency limits do not apply to them.
+        """
+        if self.queued is None:
+            return error(
+                501, "no_queue", "no queue configured: start with --queue redis://… to accept asynchronous runs."
+            )
+        if run_request.conversation_id is not None:
+            return error(422, "invalid_request", "conversation_id works only in synchronous runs: drop it, or send "
+                         'the run without "mode": "async" and Prefer: respond-async.')  # fmt: skip
+        self._annotate(run_request)
+        from agentwatch.queue import QueueUnavailable
+
+        try:
+            run_id = await asyncio.to_thread(self.queued.submit, run_request.task, tenant)
+        except QueueUnavailable:
+            return self._queue_down("the run was not queued: send it again")
+        trace.get_current_span().set_attribute(n.AW_SERVE_RUN_ID, run_id)
+        headers = {**_trace_headers(run_id), "Location": f"/v1/runs/{run_id}"}
+        return JSONResponse({"run_id": run_id, "status": "queued"}, status_code=202, headers=headers)
+
+    async def _queued_result(self, queued: QueuedRuns, run_id: str, tenant: str) -> Response:
+        """``GET /v1/runs/{id}`` of a queued run: its result from the queue's result backend."""
+        from agentwatch.queue import QueueUnavailable, RunFailed, RunNotFound, RunPending
+
+        try:
+            result = await asyncio.to_thread(queued.result, run_id, tenant)
+        except RunNotFound:
+            return self._unknown_run()
+        except RunPending:
+            return _running(run_id)
+        except RunFailed as exc:
+            return error(500, "run_failed", f"{exc}. It is in the queue's dead-letter list; send the task again.")
+        except QueueUnavailable:
+            return self._queue_down("the run itself is unaffected: ask again")
+        return JSONResponse(result_json(result, run_id), headers=_trace_headers(run_id))
+
+    def _queue_down(self, what_now: str) -> JSONResponse:
+        return error(503, "queue_unavailable", f"the run queue (Redis) is unreachable; {what_now} after "
+                     f"{self.settings.retry_after_s} s.", self._retry_after())  # fmt: skip
 
     async def run_events(self, request: Request) -> Response:
         caller = self._caller(request)
@@ -209,12 +269,12 @@ class Service:
         if isinstance(tenant, Response):
             return tenant
         run = self._runs().get(request.path_params["run_id"], tenant)
+        if run is None and self.queued is not None:
+            return await self._queued_result(self.queued, request.path_params["run_id"], tenant)
         if run is None:
             return self._unknown_run()
         if run.result is None:
-            return JSONResponse(
-                {"run_id": run.id, "status": "running"}, status_code=202, headers=_trace_headers(run.id)
-            )
+            return _running(run.id)
         return JSONResponse(result_json(run.result, run.id), headers=_trace_headers(run.id))
 
     async def healthz(self, request: Request) -> Response:

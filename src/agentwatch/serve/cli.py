@@ -10,7 +10,7 @@ from typing import Any
 from agentwatch.serve.settings import ServeSettings
 
 # Flags spelled as the issue and the README spell them (the rest are --<setting-name>).
-_FLAG_NAMES = {"drain_timeout_s": "--drain-timeout", "sim_latency_s": "--sim-latency"}
+_FLAG_NAMES = {"drain_timeout_s": "--drain-timeout", "sim_latency_s": "--sim-latency", "queue_url": "--queue"}
 _NO_FLAG = {"agent", "api_keys"}  # the positional argument; keys only from the environment or a file
 
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from agentwatch.refs import load_agent
-from agentwatch.serve.app import create_app
+from agentwatch.serve.app import create_app, queue_for
 from agentwatch.serve.auth import ApiKeys, require_safe_exposure
 from agentwatch.serve.settings import ServeSettings
 from agentwatch.telemetry.logs import configure_json_logs
@@ -38,10 +38,11 @@ def app_from_env() -> ASGIApp:
 
 
 def check(settings: ServeSettings) -> None:
-    """Fail before binding: bad keys, an open service on a public address, an agent that does not load."""
+    """Fail before binding: bad keys, an open service on a public address, an agent that does not load, a bad queue."""
     keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
     require_safe_exposure(keys, settings.host, settings.insecure_no_auth)
     load_agent(settings.agent)
+    queue_for(settings)
 
 
 def run_server(settings: ServeSettings) -> int:

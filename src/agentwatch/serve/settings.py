@@ -84,6 +84,9 @@ class ServeSettings:
     metadata_attributes: tuple[str, ...] = _setting(
         "AGENTWATCH_SERVE_METADATA_ATTRIBUTES", (), parse_names, "metadata keys recorded on the server span"
     )
+    queue_url: str = _setting(
+        "AGENTWATCH_SERVE_QUEUE_URL", "", str, 'Redis URL of the run queue: accept "mode": "async" runs', repr=False
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:
