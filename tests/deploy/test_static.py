@@ -318,6 +318,28 @@ def test_compose_serves_the_agent_with_keys_and_the_traffic_generator_calls_it_o
     assert (REPO / "scripts" / "serve_traffic.py").is_file()
 
 
+def test_compose_queues_the_agents_async_runs_on_redis_for_a_worker_serving_the_same_agent() -> None:
+    from urllib.parse import urlsplit
+
+    from agentwatch.serve.settings import ServeSettings
+
+    services = compose()["services"]
+    agent, worker, trafficgen = services["agent"], services["worker"], services["trafficgen"]
+    settings = ServeSettings.from_env({k: str(v) for k, v in agent["environment"].items()})
+    queue = urlsplit(settings.queue_url)
+    assert queue.scheme == "redis" and queue.hostname == "redis", f"the agent's queue is not compose's redis: {queue}"
+    redis_command = services["redis"]["command"]
+    redis_port = int(redis_command[redis_command.index("--port") + 1]) if "--port" in redis_command else 6379
+    assert (queue.port or 6379) == redis_port
+    assert agent["depends_on"]["redis"]["condition"] == "service_healthy"
+    command = worker["command"]
+    assert command[:2] == ["agentwatch", "worker"]
+    assert command[2] == agent["command"][2], "the worker must serve the agent reference the service queues runs for"
+    assert command[command.index("--broker") + 1] == settings.queue_url, "the worker must read the agent's queue"
+    share = float(trafficgen["environment"]["AGENTWATCH_TRAFFIC_ASYNC_SHARE"])
+    assert 0 < share < 1, "the traffic generator sends some, not all, runs async"
+
+
 # --- Grafana provisioning and dashboards ---------------------------------------------------------
 def test_datasources_have_fixed_uids_and_trace_links() -> None:
     by_uid = {d["uid"]: d for d in datasources()}
