@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from .binaries import REPO, require_binary
-from .queue_stack import run_queue_workload
+from .queue_stack import QueuedRun, run_queue_workload
 from .stack import (
     COLLECTOR_PORTS,
     HOST,
@@ -285,11 +285,21 @@ def prometheus(e2e_dir: Path, collector: Collector, alertmanager: Alertmanager) 
 
 
 @pytest.fixture(scope="session")
-def workload_runs(collector: Collector, prometheus: Prometheus, e2e_dir: Path) -> list[EmittedRun]:
+def session_workload(collector: Collector, prometheus: Prometheus, e2e_dir: Path) -> tuple[list[EmittedRun], QueuedRun]:
     """The standard workload (real agent runs, workload.py), pushed once per session through the session
     collector, then a few queued runs (queue_stack.py). Prometheus scrapes from the start: an exemplar is in
     the collector's exposition only until the next export of its series replaces the point, so a later
     first scrape would miss them."""
     runs = run_workload(collector.otlp_http)
-    run_queue_workload(collector.otlp_http, e2e_dir / "queue")
-    return runs
+    return runs, run_queue_workload(collector.otlp_http, e2e_dir / "queue")
+
+
+@pytest.fixture(scope="session")
+def workload_runs(session_workload: tuple[list[EmittedRun], QueuedRun]) -> list[EmittedRun]:
+    return session_workload[0]
+
+
+@pytest.fixture(scope="session")
+def queued_run(session_workload: tuple[list[EmittedRun], QueuedRun]) -> QueuedRun:
+    """The queued run whose producer and worker sides both went to the session collector."""
+    return session_workload[1]

@@ -7,9 +7,12 @@ restart loses queued jobs by design, so the restart test runs the durable setup)
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -130,11 +133,25 @@ def start_worker_process(
 
 
 QUEUE_SERVICE = "agentwatch-e2e-worker"
+ENQUEUE_TRACED = Path(__file__).with_name("enqueue_traced.py")
+# Calls the calculator every turn until the iteration budget (or the timeout) stops it: the tail sampler
+# keeps budget-stopped runs, so this trace is in Jaeger whatever the baseline rate.
+TRACED_TASK = "Keep checking [[loop]]"
 
 
-def run_queue_workload(otlp_http_endpoint: str, workdir: Path) -> None:
+@dataclass(frozen=True)
+class QueuedRun:
+    """The queued run whose producer side was exported too (enqueue_traced.py)."""
+
+    run_id: str
+    trace_id: str
+    stop_reason: str
+
+
+def run_queue_workload(otlp_http_endpoint: str, workdir: Path) -> QueuedRun:
     """Queued runs through real Redis and a real worker exporting to the collector: three runs and one
-    poison job, so every queue series (depth, oldest job age, time in queue, dead letters) has data."""
+    poison job, so every queue series (depth, oldest job age, time in queue, dead letters) has data, and
+    one run queued by a process exporting to the same collector, so its whole trace is in Jaeger."""
     from agentwatch.queue import RunFailed, result, submit
     from agentwatch.sim import Simulator
 
@@ -159,8 +176,21 @@ def run_queue_workload(otlp_http_endpoint: str, workdir: Path) -> None:
                     result(run_id, timeout=60, broker=server.url)
                 with contextlib.suppress(RunFailed):
                     result(poison, timeout=60, broker=server.url)
+                enqueuer = subprocess.Popen(
+                    [sys.executable, str(ENQUEUE_TRACED), otlp_http_endpoint, server.url, agent, TRACED_TASK],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                assert enqueuer.stdout is not None
+                line = enqueuer.stdout.readline()  # the run is done (or the process failed: empty line)
             finally:
                 worker.stop()  # a warm shutdown: each pool process flushes its telemetry
+            out, err = enqueuer.communicate("\n", timeout=60)  # now the producer side exports
+            if enqueuer.returncode != 0 or not line:
+                raise RuntimeError(f"enqueue_traced.py failed ({enqueuer.returncode}):\n{line}{out}{err[-3000:]}")
+            return QueuedRun(**json.loads(line))
     finally:
         assert server.proc is not None
         server.proc.stop()
