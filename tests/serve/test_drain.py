@@ -14,14 +14,14 @@ import httpx
 from httpx_sse import connect_sse
 
 from agentwatch.telemetry import names as n
+from otlp_receiver import OtlpReceiver
 
 from .agents import wait_task
 from .conftest import DEADLINE_S, KEY_A, KEYS, wait_for
-from .otlp_sink import OtlpSink
 from .process import start_serve
 
 
-def start_service(sink: OtlpSink, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(sink: OtlpReceiver, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         **os.environ,
         "AGENTWATCH_API_KEYS": KEYS,
@@ -45,7 +45,7 @@ def follow(url: str, task: str, started: threading.Event, out: list[tuple[str, d
 
 
 def test_sigterm_drains_in_flight_runs_cancels_stragglers_and_exits_0(tmp_path: Path) -> None:
-    with OtlpSink() as sink:
+    with OtlpReceiver() as sink:
         process, url = start_service(sink, tmp_path / "serve.log")
         try:
             runs: dict[str, list[tuple[str, dict]]] = {"finisher": [], "straggler": []}
@@ -81,7 +81,7 @@ def test_sigterm_drains_in_flight_runs_cancels_stragglers_and_exits_0(tmp_path: 
         assert results["straggler"]["usage"]["input_tokens"] > 0
 
         for name, result in results.items():  # every span of both runs was exported before exit
-            spans = sink.of_trace(result["trace_id"])
+            spans = sink.spans(result["trace_id"])
             (root,) = [s for s in spans if s.name.startswith(n.OP_INVOKE_AGENT)]
             (server,) = [s for s in spans if s.name == "POST /v1/runs"]
             assert root.parent_span_id == server.span_id and server.attributes[n.AW_TENANT] == "alpha"

@@ -9,17 +9,17 @@ from pathlib import Path
 
 from agentwatch.sim import Simulator
 from e2e.queue_stack import RedisServer
+from otlp_receiver import OtlpReceiver
 from queue_fixtures import WorkerFactory
 
 from .conftest import KEY_A, Served, wait_for
-from .otlp_sink import OtlpSink
 from .test_async_queue import serve_queued
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "serve_traffic.py"
 
 
 def test_the_traffic_generator_runs_each_call_in_the_callers_trace(served: Served, spans) -> None:
-    with OtlpSink() as sink:
+    with OtlpReceiver() as sink:
         env = {**os.environ, "AGENTWATCH_TRAFFIC_API_KEY": KEY_A, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint}
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "--target", served.url, "--count", "2", "--interval", "0"],
@@ -30,7 +30,7 @@ def test_the_traffic_generator_runs_each_call_in_the_callers_trace(served: Serve
         )
         assert done.returncode == 0, done.stderr
         assert len(done.stdout.strip().splitlines()) == 2, done.stdout + done.stderr
-        clients = [s for s in sink.spans if s.name == "trafficgen run"]
+        clients = [s for s in sink.spans() if s.name == "trafficgen run"]
     assert len(clients) == 2
     callers = {int(c.span_id, 16) for c in clients}
 

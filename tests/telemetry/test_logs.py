@@ -196,32 +196,18 @@ def test_the_json_log_file_is_written_off_the_run_thread_with_the_runs_trace_con
     assert listener_thread is not None and not listener_thread.is_alive()  # close() drained and stopped it
 
 
-def test_a_program_that_crashes_after_a_run_still_has_its_run_end_line(tmp_path) -> None:
-    path = tmp_path / "crash.jsonl"
-    script = f"""
-        import anthropic
-        from agentwatch import Agent
-        from agentwatch.sim import Simulator
-        from agentwatch.telemetry import configure_json_logs
-        from agentwatch.tools import calculator
-
-        configure_json_logs({str(path)!r})
-        with Simulator() as sim:
-            agent = Agent(name="crashing", model="claude-haiku-4-5-20251001", tools=[calculator])
-            agent.run("What is 1234 * 5678?", client=anthropic.Anthropic(api_key="k", base_url=sim.base_url))
-        raise RuntimeError("the application crashed right after the run")
-    """
-    completed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, env=base_env()
-    )
-    assert completed.returncode == 1 and "the application crashed" in completed.stderr
-    events = [r["event"] for r in _lines(path) if r.get("agent") == "crashing"]
-    assert events[0] == "run_start" and events[-1] == "run_end" and events.count("run_end") == 1
-
-
-def test_a_process_killed_right_after_a_run_still_has_its_run_end_line(tmp_path) -> None:
-    """``os._exit`` skips atexit and logging.shutdown, as SIGKILL would: run_end is on disk when run() returns."""
-    path = tmp_path / "killed.jsonl"
+@pytest.mark.parametrize(
+    ("ending", "returncode"),
+    [
+        # an exception: atexit and logging.shutdown still run
+        ('raise RuntimeError("the application crashed right after the run")', 1),
+        # os._exit skips them, as SIGKILL would: run_end must already be on disk when run() returns
+        ("os._exit(9)", 9),
+    ],
+    ids=["crashed", "killed"],
+)
+def test_a_process_that_dies_right_after_a_run_still_has_its_run_end_line(tmp_path, ending, returncode) -> None:
+    path = tmp_path / "died.jsonl"
     script = f"""
         import os
         import anthropic
@@ -232,15 +218,15 @@ def test_a_process_killed_right_after_a_run_still_has_its_run_end_line(tmp_path)
 
         configure_json_logs({str(path)!r})
         with Simulator() as sim:
-            agent = Agent(name="killed", model="claude-haiku-4-5-20251001", tools=[calculator])
+            agent = Agent(name="dying", model="claude-haiku-4-5-20251001", tools=[calculator])
             agent.run("What is 1234 * 5678?", client=anthropic.Anthropic(api_key="k", base_url=sim.base_url))
-            os._exit(9)
+            {ending}
     """
     completed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, env=base_env()
     )
-    assert completed.returncode == 9, completed.stderr
-    events = [r["event"] for r in _lines(path) if r.get("agent") == "killed"]
+    assert completed.returncode == returncode, completed.stderr
+    events = [r["event"] for r in _lines(path) if r.get("agent") == "dying"]
     assert events[0] == "run_start" and events[-1] == "run_end" and events.count("run_end") == 1
 
 
