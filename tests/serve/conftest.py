@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,8 @@ import uvicorn
 from agentwatch import Agent
 from agentwatch.serve import ApiKeys, ServeSettings, create_app
 from agentwatch.sim import Simulator
+from polling import DEADLINE_S
+from polling import wait_until as wait_for
 from queue_fixtures import otlp, redis_server, start_worker  # noqa: F401  (for the async-mode tests)
 from secret_scan import SecretScan
 
@@ -25,7 +26,6 @@ from .agents import slow_agent
 KEY_A = "tenant-a-key-0123456789abcdef"
 KEY_B = "tenant-b-key-0123456789abcdef"
 KEYS = f"alpha:{KEY_A},beta:{KEY_B}"
-DEADLINE_S = 30.0
 
 
 @pytest.fixture(autouse=True)
@@ -33,17 +33,6 @@ def _no_secret_leaks(secret_scan: SecretScan) -> None:
     """Every test here fails if the planted Anthropic key or a tenant's service key reaches a span, metric,
     log record or written file."""
     secret_scan.keys = (*secret_scan.keys, KEY_A, KEY_B)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) -> Any:
-    """Poll ``condition`` until it returns something truthy (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 @dataclass

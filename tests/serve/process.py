@@ -38,7 +38,7 @@ def start_serve(
             except httpx.TransportError:
                 return False
 
-        wait_for(ready, "the service to be ready", timeout_s=60)
+        wait_for(ready, "the service to be ready", timeout=60)
         if process.poll() is None:
             return process, url
     raise AssertionError(f"the service did not start: {log.read_text()[-2000:]}")

@@ -41,7 +41,7 @@ def poll(c: httpx.Client, location: str) -> httpx.Response:
             return None
         return response
 
-    return wait_for(finished, "the queued run to finish", timeout_s=60)
+    return wait_for(finished, "the queued run to finish", timeout=60)
 
 
 def submit(served: Served, body: dict[str, object], **headers: str) -> httpx.Response:
