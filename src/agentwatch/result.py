@@ -21,10 +21,18 @@ class StopReason(StrEnum):
     REFUSAL = "refusal"
     CANCELLED = "cancelled"
     ERROR = "error"
+    TENANT_BUDGET = "tenant_budget"  # a fleet-wide spend budget (agentwatch.fleet) is spent
+    CIRCUIT_OPEN = "circuit_open"  # the model's circuit is open and no fallback tier could serve
 
 
 BUDGET_STOPS = frozenset(
-    {StopReason.MAX_ITERATIONS, StopReason.TOKEN_BUDGET, StopReason.COST_BUDGET, StopReason.TIMEOUT}
+    {
+        StopReason.MAX_ITERATIONS,
+        StopReason.TOKEN_BUDGET,
+        StopReason.COST_BUDGET,
+        StopReason.TIMEOUT,
+        StopReason.TENANT_BUDGET,
+    }
 )
 
 
@@ -122,6 +130,7 @@ class RunResult:
     agent_version: str | None = None
     error: str | None = None
     span_context: SpanContext = INVALID_SPAN_CONTEXT
+    retry_after_s: float | None = None  # a fleet guard's stop: when trying again could succeed
 
     @property
     def ok(self) -> bool:

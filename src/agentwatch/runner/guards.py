@@ -29,6 +29,7 @@ class Stop:
     detail: str
     kind: str | None = None  # the budget that stopped it, for the budget-stop metric
     error_type: str | None = None  # an ERROR stop caused by an exception: its class name (``error.type``)
+    retry_after_s: float | None = None  # a fleet guard's stop: seconds until trying again could succeed
 
 
 @dataclass(frozen=True)

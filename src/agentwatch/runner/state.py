@@ -403,4 +403,5 @@ class RunState:
             models=list(self.models) or [self.agent.model],
             agent_version=self.agent.version,
             error=error_type,
+            retry_after_s=stop.retry_after_s,
         )
