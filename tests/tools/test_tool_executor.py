@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -332,7 +333,60 @@ async def test_retries_with_backoff_and_on_retry(run: Runner) -> None:
     )
     assert outcome.content == "ok after 3"
     assert outcome.attempts == 3
-    assert seen == [(1, 0.01, "failure 1"), (2, 0.02, "failure 2")]
+    assert [(n, message) for n, _, message in seen] == [(1, "failure 1"), (2, "failure 2")]
+    for n, wait, _ in seen:  # retry_backoff_s doubled per retry, a random 50-100% of it
+        ceiling = 0.01 * 2 ** (n - 1)
+        assert ceiling / 2 <= wait <= ceiling
+
+
+async def test_retry_waits_are_jittered(run: Runner) -> None:
+    """Tools that fail together must not retry in lockstep: the same retry waits a different time."""
+    waits: list[float] = []
+    for _ in range(6):
+        outcome = await run([flaky_tool(1, retries=1)], "flaky", {}, on_retry=lambda n, wait, exc: waits.append(wait))
+        assert outcome.attempts == 2
+    assert len(waits) == 6 and all(0.005 <= wait <= 0.01 for wait in waits)
+    assert len(set(waits)) > 1
+
+
+class RateLimited(TransientToolError):
+    """What an HTTP client raises for a 429: the response (and its headers) ride on the exception."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__("429 Too Many Requests")
+        self.response = types.SimpleNamespace(headers=headers)
+
+
+def rate_limited_tool(headers: dict[str, str], **options: Any) -> Tool[..., Any]:
+    calls = {"n": 0}
+
+    def fetch() -> str:
+        """Rate limited once, then served."""
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RateLimited(headers)
+        return "served"
+
+    return tool(**options)(fetch)
+
+
+async def test_a_retry_after_on_the_tools_error_is_honoured(run: Runner) -> None:
+    waits: list[float] = []
+    outcome = await run(
+        [rate_limited_tool({"retry-after-ms": "30"}, retries=2)],
+        "fetch",
+        {},
+        on_retry=lambda n, wait, exc: waits.append(wait),
+    )
+    assert outcome.content == "served" and waits == [0.03]
+
+
+async def test_a_retry_wait_that_would_outlast_the_tools_timeout_is_not_taken(run: Runner) -> None:
+    """``retry-after: 3600`` is capped at 10 s, which is still past a 1 s timeout: the error stands at once."""
+    started = time.monotonic()
+    outcome = await run([rate_limited_tool({"retry-after": "3600"}, retries=2)], "fetch", {}, timeout_s=1.0)
+    assert time.monotonic() - started < 0.9
+    assert (outcome.outcome, outcome.error_type, outcome.attempts) == (names.TOOL_ERROR, "RateLimited", 1)
 
 
 @pytest.mark.parametrize("exc", [TimeoutError, ConnectionError])

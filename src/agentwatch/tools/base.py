@@ -158,7 +158,10 @@ def tool(
     The description is the docstring's first paragraph; parameter descriptions come from its
     ``Args:`` (Google) or ``Parameters`` (NumPy) section; the input schema comes from the type hints.
     ``retries`` re-runs the tool after an exception in ``retry_on``, waiting ``retry_backoff_s``
-    doubled each time. Raises ``ValueError`` / ``TypeError`` at decoration time for a bad definition.
+    doubled each time with jitter (a random 50-100% of it, at most 10 s), never past ``timeout_s``: the
+    runner's retry policy (:mod:`agentwatch.retry`). Each retry is a ``tool_retry`` log record and an
+    ``agentwatch.tool.retries`` count. Raises ``ValueError`` / ``TypeError`` at decoration time for a
+    bad definition.
     """
 
     def decorate(func: Callable[P, R]) -> Tool[P, R]:

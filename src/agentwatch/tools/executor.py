@@ -5,6 +5,11 @@ Sync tools run in a daemon worker thread inside a copy of the caller's ``context
 tool times out on schedule, never blocks interpreter exit, and OpenTelemetry spans it opens nest under
 the caller's span. The timeout covers every attempt, backoff waits included.
 
+Retries follow the one policy (:mod:`agentwatch.retry`): up to ``retries`` more attempts for an exception
+in the tool's ``retry_on``, each after a jittered exponential backoff (``retry_backoff_s`` doubled per
+attempt, a random 50-100% of it, at most 10 s; a ``retry-after`` on the exception's HTTP response wins,
+capped the same), and never a wait that would outlast the tool's timeout: then the last error stands.
+
 What a tool raises is decided by type: ``KeyboardInterrupt`` and ``SystemExit`` (the interpreter is
 asked to stop) propagate; ``asyncio.CancelledError`` propagates only when the awaiting task is really
 being cancelled (its own deadline, or the run's); everything else, ``GeneratorExit`` and a
@@ -28,6 +33,7 @@ from typing import Any, TypeVar, cast
 import pydantic
 import pydantic_core
 
+from agentwatch import retry
 from agentwatch.telemetry import names
 from agentwatch.tools.base import Tool, ToolInputError
 from agentwatch.tools.workers import workers
@@ -224,12 +230,12 @@ class _Call:
     def retry_wait(self, exc: BaseException) -> float | None:
         """Seconds to wait before the next attempt, or None when this error is final."""
         tool = self.tool
-        if self.attempts > tool.retries or not isinstance(exc, tool.retry_on):
-            return None
-        wait = min(tool.retry_backoff_s * 2.0 ** (self.attempts - 1), _MAX_BACKOFF_S)
-        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
-            return None
-        return wait
+        retry_on = tool.retry_on
+        policy = retry.RetryPolicy(
+            tool.retries, tool.retry_backoff_s, _MAX_BACKOFF_S, lambda failure: isinstance(failure, retry_on)
+        )
+        decision = policy.decide(exc, attempt=self.attempts - 1, time_left_s=retry.time_left(self.deadline))
+        return decision.wait_s if decision.retry else None
 
     def notify_retry(self, wait: float, exc: BaseException) -> None:
         if self.on_retry is None:
