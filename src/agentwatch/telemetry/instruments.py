@@ -79,6 +79,7 @@ class Instruments:
         self.spend = counter(n.M_SPEND, "Money spent on LLM calls in US dollars, by model and agent")
         self.run_iterations = histogram(n.M_RUN_ITERATIONS, "LLM calls per run", n.ITERATION_BUCKETS)
         self.retries = counter(n.M_RETRIES, "Retried LLM call attempts, by error type")
+        self.tool_retries = counter(n.M_TOOL_RETRIES, "Retried tool call attempts, by tool and error type")
         self.budget_stops = counter(n.M_BUDGET_STOPS, "Runs stopped by a budget, by budget kind")
         self.telemetry_errors = counter(n.M_TELEMETRY_ERRORS, "Failures inside agentwatch's own telemetry")
         self.count_tokens_fallbacks = counter(

@@ -615,11 +615,34 @@ class RunRecorder:
 
     @never_raises
     def tool_retry(self, tool: ToolObservation | None, attempt: int, wait_s: float, exc: BaseException) -> None:
-        if tool is not None:
-            tool.span.add_event(
-                n.EVENT_RETRY,
-                {n.AW_RETRY_ATTEMPT: attempt, n.ERROR_TYPE: type(exc).__name__, n.AW_RETRY_WAIT_S: round(wait_s, 4)},
-            )
+        """A tool attempt failed and is retried after ``wait_s``: a span event, a count and a log record.
+
+        Only the tool's name and the exception's type are recorded, never its message: a tool's exception
+        may quote its input.
+        """
+        if tool is None:
+            return
+        error_type = type(exc).__name__
+        wait = round(wait_s, 4)
+        tool.span.add_event(
+            n.EVENT_RETRY, {n.AW_RETRY_ATTEMPT: attempt, n.ERROR_TYPE: error_type, n.AW_RETRY_WAIT_S: wait}
+        )
+        self.metrics.tool_retries.add(
+            1,
+            {**self.base_metric_attrs, n.GEN_AI_TOOL_NAME: tool.name, n.ERROR_TYPE: error_type},
+            self._exemplar_context(tool.span),
+        )
+        self._log(
+            n.LOG_TOOL_RETRY,
+            f"tool_retry {tool.name} attempt={attempt} after {error_type}, waiting {wait_s:.3f}s",
+            tool.span,
+            logging.WARNING,
+            tool=tool.name,
+            call_id=tool.call_id,
+            attempt=attempt,
+            error_type=error_type,
+            wait_s=wait,
+        )
 
     # --- decisions -----------------------------------------------------------------------------------
     @never_raises
