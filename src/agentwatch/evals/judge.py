@@ -3,6 +3,11 @@
 The judge is for what rules cannot see. It costs money, so its spend is reported beside the agent's.
 The local simulator acts as a deterministic judge for any request whose system prompt starts with
 ``JUDGE_SYSTEM``'s first sentence.
+
+A transient API failure (429, 529, 5xx, a dropped connection) is retried with the runner's policy
+(:mod:`agentwatch.retry`): jittered exponential backoff, ``retry-after`` honoured and capped, bounded
+attempts, and no wait past the judge's own ``timeout_s``. The judge owns those retries (the client's
+own are turned off for its calls, so attempts never multiply); a 400 or 401 is never retried.
 """
 
 from __future__ import annotations
@@ -11,14 +16,19 @@ import asyncio
 import inspect
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from agentwatch import retry
 from agentwatch.cost import default_pricing
 from agentwatch.result import Usage
 
 DEFAULT_JUDGE_MODEL = "claude-haiku-4-5-20251001"
 MAX_ANSWER_CHARS = 20_000
+# The judge's retries: the runner's defaults (``Limits``: 0.5 s doubling, every wait at most 20 s), 3 retries.
+JUDGE_RETRY = retry.RetryPolicy(max_retries=3, base_s=0.5, max_s=20.0)
+JUDGE_TIMEOUT_S = 120.0
 
 JUDGE_SYSTEM = (
     "You are an evaluation judge. Decide whether the answer satisfies the rubric. "
@@ -106,42 +116,84 @@ def judge_prompt(*, rubric: str, task: str, answer: str) -> str:
 
 class Judge:
     """Calls a judge model through an Anthropic client (sync or async; ``None`` builds an async one
-    from the environment on first use)."""
+    from the environment on first use).
 
-    def __init__(self, client: Any = None, model: str = DEFAULT_JUDGE_MODEL, max_tokens: int = 512) -> None:
+    ``retry_policy`` decides which failures are tried again and how long to wait first (default
+    ``JUDGE_RETRY``); ``timeout_s`` bounds one judgement's retries: a wait that would end past it is not
+    taken (``None``: attempts alone bound it).
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        model: str = DEFAULT_JUDGE_MODEL,
+        max_tokens: int = 512,
+        *,
+        retry_policy: retry.RetryPolicy = JUDGE_RETRY,
+        timeout_s: float | None = JUDGE_TIMEOUT_S,
+    ) -> None:
         self.client = client
         self.model = model
         self.max_tokens = max_tokens
+        self.retry_policy = retry_policy
+        self.timeout_s = timeout_s
+        self._calls_client: Any = None  # ``client`` with its own retries off: the judge owns them
+        self._calls_client_of: Any = None
 
     async def judge(self, *, rubric: str, task: str, answer: str, model: str | None = None) -> Verdict:
-        """Ask the judge model. Raises ``JudgeError`` when the call fails or the reply has no verdict."""
+        """Ask the judge model, retrying transient failures. Raises ``JudgeError`` when the call fails for
+        good or the reply has no verdict."""
         model = model or self.model
-        import anthropic
-
-        if self.client is None:
-            self.client = anthropic.AsyncAnthropic()
         request: dict[str, Any] = {
             "model": model,
             "max_tokens": self.max_tokens,
             "system": JUDGE_SYSTEM,
             "messages": [{"role": "user", "content": judge_prompt(rubric=rubric, task=task, answer=answer)}],
         }
-        try:
-            if isinstance(self.client, anthropic.Anthropic):  # sync client: keep the event loop free
-                create: Any = self.client.messages.create
-                message = await asyncio.to_thread(create, **request)
-            else:
-                message = self.client.messages.create(**request)
-                if inspect.isawaitable(message):
-                    message = await message
-        except Exception as exc:
-            raise JudgeError(f"judge call to {model} failed: {type(exc).__name__}: {exc}") from exc
+        client = self._client()
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        attempt = 0
+        while True:
+            try:
+                message = await _create(client, request)
+                break
+            except Exception as exc:
+                decision = self.retry_policy.decide(exc, attempt=attempt, time_left_s=retry.time_left(deadline))
+                if not decision.retry:
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
+                    raise JudgeError(f"judge call to {model} failed{tries}: {type(exc).__name__}: {exc}") from exc
+            await asyncio.sleep(decision.wait_s)
+            attempt += 1
         text = "".join(getattr(block, "text", "") for block in getattr(message, "content", []) or [])
         cost = judge_cost(model, Usage.from_api(getattr(message, "usage", None)))
         verdict = parse_verdict(text)
         if verdict is None:
             raise JudgeError(f"judge reply has no verdict: {text[:300]!r}", cost_usd=cost)
         return Verdict(verdict.passed, verdict.score, verdict.reason, cost)
+
+    def _client(self) -> Any:
+        """The client the judge calls through: ``client`` with ``max_retries=0`` where it has
+        ``with_options`` (an Anthropic client), so the SDK never retries behind the judge's policy."""
+        if self.client is None:
+            import anthropic
+
+            self.client = anthropic.AsyncAnthropic()
+        if self._calls_client_of is not self.client:
+            with_options = getattr(self.client, "with_options", None)
+            self._calls_client = with_options(max_retries=0) if callable(with_options) else self.client
+            self._calls_client_of = self.client
+        return self._calls_client
+
+
+async def _create(client: Any, request: dict[str, Any]) -> Any:
+    """One judge call: a sync client's in a thread (the event loop stays free), an async client's awaited."""
+    import anthropic
+
+    if isinstance(client, anthropic.Anthropic):
+        create: Any = client.messages.create
+        return await asyncio.to_thread(create, **request)
+    message = client.messages.create(**request)
+    return await message if inspect.isawaitable(message) else message
 
 
 class JudgeError(Exception):
