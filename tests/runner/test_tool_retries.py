@@ -9,7 +9,7 @@ import pytest
 
 from agentwatch import StopReason, TransientToolError, tool
 from agentwatch.telemetry import names as n
-from conftest import metric_points
+from conftest import metric_points, metric_unit
 
 from .support import async_client, demo_agent, sync_client
 
@@ -63,6 +63,7 @@ async def test_a_tool_retry_is_logged_and_counted_without_its_input(fresh_sim, l
     attributes = {n.GEN_AI_AGENT_NAME: agent.name, n.GEN_AI_TOOL_NAME: "flaky_lookup"}
     (point,) = metric_points(n.M_TOOL_RETRIES[0], **attributes)
     assert point.value == 2 and point.attributes[n.ERROR_TYPE] == "TransientToolError"
+    assert metric_unit(n.M_TOOL_RETRIES[0]) == n.M_TOOL_RETRIES[1] == "{retry}"
     assert SECRET_QUERY not in json.dumps(dict(point.attributes))
     # The model-call retry counter is for LLM calls only.
     assert metric_points(n.M_RETRIES[0], **{n.GEN_AI_AGENT_NAME: agent.name}) == []
