@@ -27,11 +27,12 @@ def test_the_runner_names_are_the_shared_policy() -> None:
 def test_backoff_is_jittered_within_its_bounds_and_seedable() -> None:
     policy = retry.RetryPolicy(max_retries=5, base_s=0.1, max_s=0.5)
     rng = random.Random(7)
-    waits = [policy.decide(overloaded(), attempt=a, time_left_s=None, rng=rng).wait_s for a in (0, 0, 0, 3, 3)]
+    attempts = (0, 0, 0, 3, 3)
+    waits = [policy.decide(overloaded(), attempt=a, time_left_s=None, rng=rng).wait_s for a in attempts]
     assert len(set(waits[:3])) == 3  # the same attempt, three different waits
     assert all(0.05 <= w <= 0.1 for w in waits[:3]) and all(0.25 <= w <= 0.5 for w in waits[3:])
     again = random.Random(7)
-    assert waits == [policy.decide(overloaded(), attempt=a, time_left_s=None, rng=again).wait_s for a in (0, 0, 0, 3, 3)]
+    assert waits == [policy.decide(overloaded(), attempt=a, time_left_s=None, rng=again).wait_s for a in attempts]
 
 
 def test_retry_after_replaces_the_backoff_and_is_capped() -> None:
@@ -59,9 +60,11 @@ def test_a_custom_classifier_decides_and_one_that_raises_makes_the_error_final()
     def broken(exc: BaseException) -> bool:
         raise RuntimeError("classifier bug")
 
-    assert retry.RetryPolicy(1, 0.0, 0.0, lambda e: isinstance(e, KeyError)).decide(
-        KeyError("k"), attempt=0, time_left_s=None
-    ).retry
+    assert (
+        retry.RetryPolicy(1, 0.0, 0.0, lambda e: isinstance(e, KeyError))
+        .decide(KeyError("k"), attempt=0, time_left_s=None)
+        .retry
+    )
     assert not retry.RetryPolicy(1, 0.0, 0.0, broken).decide(KeyError("k"), attempt=0, time_left_s=None).retry
 
 
