@@ -621,6 +621,12 @@ class RunRecorder:
                 {n.AW_RETRY_ATTEMPT: attempt, n.ERROR_TYPE: type(exc).__name__, n.AW_RETRY_WAIT_S: round(wait_s, 4)},
             )
 
+    @never_raises
+    def rate_limit_wait(self, call: CallObservation | None, waited_s: float) -> None:
+        """A ``CallGate`` held the call's attempt ``waited_s`` for shared rate-limit capacity."""
+        if call is not None:
+            call.span.add_event(n.EVENT_RATELIMIT_WAIT, {n.AW_RATELIMIT_WAITED_S: round(waited_s, 4)})
+
     # --- decisions -----------------------------------------------------------------------------------
     @never_raises
     def budget_warning(self, kind: str, used: float, limit: float) -> None:
