@@ -179,6 +179,7 @@ class RunCore:
                 return admitted
             plan = admitted
             if call is None:
+                state.iterations = plan.iteration
                 call = self._start_call(plan)
             if self._ticket is not None and self._ticket.admission.waited_s > 0:
                 recorder.rate_limit_wait(call, self._ticket.admission.waited_s)

@@ -142,7 +142,7 @@ async def _aperform(client: anthropic.AsyncAnthropic, effect: Effect) -> Any:
                     return await client.messages.count_tokens(**effect.request, timeout=effect.timeout_s)
                 if effect.headers:
                     raw = await client.messages.with_raw_response.create(**effect.request, timeout=effect.timeout_s)
-                    return Reply(raw.parse(), raw.headers)
+                    return Reply(await raw.parse(), raw.headers)
                 return Reply(await client.messages.create(**effect.request, timeout=effect.timeout_s))
     if isinstance(effect, RunTools):
         return await asyncio.gather(*(_atool(effect, job) for job in effect.jobs))

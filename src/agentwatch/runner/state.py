@@ -176,7 +176,8 @@ class RunState:
         return Stop(StopReason.ERROR, f"the agent's router returned {choice!r}: return a model id or a Route")
 
     def plan(self, route: Route, counted_input: int | None = None) -> CallPlan | NeedCount | Stop:
-        """Guard the next call. Near a budget, ask for an exact count before deciding."""
+        """Guard the next call (it counts as an iteration once its first attempt starts). Near a budget,
+        ask for an exact count before deciding."""
         estimate = counted_input if counted_input is not None else self.input_estimate()
         decision = self.guards.before_call(
             iteration=self.iterations + 1, model=route.model, input_tokens=estimate, cached=self.spec.cache_prompt
@@ -188,8 +189,7 @@ class RunState:
             return NeedCount(route, estimate)
         if isinstance(decision, Stop):
             return decision
-        self.iterations += 1
-        return CallPlan(self.iterations, route, decision.max_tokens, estimate)
+        return CallPlan(self.iterations + 1, route, decision.max_tokens, estimate)
 
     def plan_retry(self, plan: CallPlan) -> CallPlan | Stop:
         """Guard a retry of ``plan`` like its first attempt, against what has been billed since.
