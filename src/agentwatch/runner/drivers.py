@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import anthropic
@@ -23,39 +23,51 @@ from agentwatch.runner.events import RunEvent, TextDelta
 from agentwatch.tools import ToolOutcome, aexecute_tool, execute_tool
 
 
-def _text_delta(event: Any) -> str | None:
-    if getattr(event, "type", None) == "content_block_delta":
-        delta = event.delta
-        if getattr(delta, "type", None) == "text_delta":
-            return str(delta.text)
+class _Steps:
+    """A core's effects, one per ``next``: set ``outcome`` (or ``failure``) of the last one before the next."""
+
+    def __init__(self, core: RunCore) -> None:
+        self._steps = core.steps()
+        self.outcome: Any = None
+        self.failure: BaseException | None = None
+
+    def __iter__(self) -> _Steps:
+        return self
+
+    def __next__(self) -> Effect:  # StopIteration when the run is over
+        outcome, failure, self.outcome, self.failure = self.outcome, self.failure, None, None
+        return self._steps.throw(failure) if failure is not None else self._steps.send(outcome)
+
+
+def _delta(effect: CallModel, event: Any) -> TextDelta | None:
+    """A stream's SSE ``event`` seen: its text as a ``TextDelta``, if it carries text."""
+    effect.on_chunk()
+    if getattr(event, "type", None) == "content_block_delta" and getattr(event.delta, "type", None) == "text_delta":
+        return TextDelta(str(event.delta.text), effect.iteration)
     return None
 
 
-def _step(steps: Generator[Effect, Any, RunResult], outcome: Any, failure: BaseException | None) -> Effect | None:
-    """Hand the core an effect's outcome (or its failure); its next effect, or ``None`` when the run is over."""
-    try:
-        return steps.throw(failure) if failure is not None else steps.send(outcome)
-    except StopIteration:
-        return None
+def _reply(effect: CallModel, events: Any, message: Any) -> Reply:
+    """The ``Reply`` of a stream that ended with ``message``; without one the stream was cut short."""
+    if message is None:
+        effect.on_cut(events)
+    return Reply(message, events.response.headers if effect.headers and message is not None else None)
 
 
 # --- sync -----------------------------------------------------------------------------------------
 def drive(core: RunCore, client: anthropic.Anthropic) -> Generator[RunEvent, None, None]:
     """Perform ``core``'s effects in order, yielding its events; the last is ``RunFinished``."""
-    steps = core.steps()
-    outcome: Any = None
-    failure: BaseException | None = None
-    while (effect := _step(steps, outcome, failure)) is not None:
-        outcome, failure = None, None
+    steps = _Steps(core)
+    for effect in steps:
         try:
             if isinstance(effect, Emit):
                 yield effect.event
             elif isinstance(effect, CallModel) and effect.stream:
-                outcome = yield from _stream(client, effect)
+                steps.outcome = yield from _stream(client, effect)
             else:
-                outcome = _perform(client, effect)
+                steps.outcome = _perform(client, effect)
         except BaseException as exc:  # GeneratorExit included: the core ends the run, then re-raises it
-            failure = exc
+            steps.failure = exc
 
 
 def _perform(client: anthropic.Anthropic, effect: Effect) -> Any:
@@ -88,46 +100,46 @@ def _stream(client: anthropic.Anthropic, effect: CallModel) -> Generator[RunEven
         events = manager.__enter__()
     message = None
     try:
-        iterator = iter(events)
-        while True:
-            with effect.scope:
-                event = next(iterator, None)
-            if event is None:
-                break
-            effect.on_chunk()
-            text = _text_delta(event)
-            if text:
-                yield TextDelta(text, effect.iteration)
+        for event in _scoped(iter(events), effect):
+            if delta := _delta(effect, event):
+                yield delta
         with effect.scope:
             message = events.get_final_message()
     finally:
-        if message is None:
-            effect.on_cut(events)
+        reply = _reply(effect, events, message)
         manager.__exit__(None, None, None)
-    return Reply(message, events.response.headers if effect.headers else None)
+    return reply
+
+
+def _scoped(events: Iterator[Any], effect: CallModel) -> Iterator[Any]:
+    """``events``, each read in the call's telemetry context (never across the caller's code)."""
+    while True:
+        with effect.scope:
+            event = next(events, None)
+        if event is None:
+            return
+        yield event
 
 
 # --- async ----------------------------------------------------------------------------------------
 async def adrive(core: RunCore, client: anthropic.AsyncAnthropic) -> AsyncGenerator[RunEvent, None]:
     """``drive`` for asyncio. A stream's text deltas are yielded as they arrive."""
-    steps = core.steps()
-    outcome: Any = None
-    failure: BaseException | None = None
-    while (effect := _step(steps, outcome, failure)) is not None:
-        outcome, failure = None, None
+    steps = _Steps(core)
+    for effect in steps:
         try:
             if isinstance(effect, Emit):
                 yield effect.event
-            elif isinstance(effect, CallModel) and effect.stream:
-                reply: list[Reply] = []
-                async with contextlib.aclosing(_astream(client, effect, reply)) as deltas:
-                    async for delta in deltas:
-                        yield delta
-                outcome = reply[0]
-            else:
-                outcome = await _aperform(client, effect)
+                continue
+            if not (isinstance(effect, CallModel) and effect.stream):
+                steps.outcome = await _aperform(client, effect)
+                continue
+            replies: list[Reply] = []
+            async with contextlib.aclosing(_astream(client, effect, replies)) as deltas:
+                async for delta in deltas:
+                    yield delta
+            steps.outcome = replies[0]
         except BaseException as exc:  # cancellation and aclose() included: the core ends the run, then re-raises
-            failure = exc
+            steps.failure = exc
 
 
 def _deadline(time_left_s: float | None) -> float | None:
@@ -159,9 +171,9 @@ async def _atool(effect: RunTools, job: ToolJob) -> ToolOutcome:
 
 
 async def _astream(
-    client: anthropic.AsyncAnthropic, effect: CallModel, reply: list[Reply]
+    client: anthropic.AsyncAnthropic, effect: CallModel, replies: list[Reply]
 ) -> AsyncGenerator[TextDelta, None]:
-    """The stream's text deltas; its ``Reply`` goes into ``reply``. Each await is bounded by the deadline."""
+    """The stream's text deltas; its ``Reply`` goes into ``replies``. Each await is bounded by the deadline."""
     deadline = _deadline(effect.time_left_s)
     with effect.scope:
         async with asyncio.timeout_at(deadline):
@@ -176,18 +188,14 @@ async def _astream(
                     event = await anext(iterator, None)
             if event is None:
                 break
-            effect.on_chunk()
-            text = _text_delta(event)
-            if text:
-                yield TextDelta(text, effect.iteration)
+            if delta := _delta(effect, event):
+                yield delta
         with effect.scope:
             async with asyncio.timeout_at(deadline):
                 message = await events.get_final_message()
     finally:
-        if message is None:
-            effect.on_cut(events)
+        replies.append(_reply(effect, events, message))
         await manager.__aexit__(None, None, None)
-    reply.append(Reply(message, events.response.headers if effect.headers else None))
 
 
 class RunHandle:
