@@ -112,7 +112,7 @@ class RunCore:
             if isinstance(route, Stop):
                 return route
             if self.spec.gate is not None:
-                route = yield Gate(self.spec.gate, "route", (route, self._gate_request(route.model, None, None)))
+                route = yield Gate(self.spec.gate, "route", (route, self._gate_request(route.model)))
                 if isinstance(route, Stop):
                     return route
             planned = state.plan(route)
@@ -260,7 +260,8 @@ class RunCore:
         return found
 
     # --- the gate ------------------------------------------------------------------------------------
-    def _gate_request(self, model: str, input_tokens: int | None, max_tokens: int | None) -> CallRequest:
+    def _gate_request(self, model: str, input_tokens: int | None = None, max_tokens: int | None = None) -> CallRequest:
+        """The gate's view of a call (defaults: the input estimate so far and the full ``max_tokens``)."""
         state, spec = self.state, self.spec
         estimate = state.input_estimate() if input_tokens is None else input_tokens
         ceiling = spec.limits.max_tokens if max_tokens is None else max_tokens
