@@ -13,6 +13,7 @@ from agentwatch.agent import Agent
 from agentwatch.cost import Pricing
 from agentwatch.limits import Limits
 from agentwatch.result import RunResult, StopReason, ToolCall, Usage
+from agentwatch.runner.drivers import RunHandle
 from agentwatch.runner.events import (
     Retrying,
     RunEvent,
@@ -35,6 +36,7 @@ __all__ = [
     "RouteContext",
     "RunEvent",
     "RunFinished",
+    "RunHandle",
     "RunResult",
     "StopReason",
     "TextDelta",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +13,12 @@ import anthropic
 from agentwatch.cost import Pricing, default_pricing
 from agentwatch.limits import Limits
 from agentwatch.result import RunResult
-from agentwatch.runner.drive import drive_async, drive_sync
+from agentwatch.runner.core import RunCore
+from agentwatch.runner.drivers import RunHandle, drive
 from agentwatch.runner.events import RunEvent, RunFinished
+from agentwatch.runner.gate import CallGate
 from agentwatch.runner.routing import Router, router_models
-from agentwatch.runner.state import RunState
+from agentwatch.runner.spec import RunSpec
 from agentwatch.telemetry import http
 from agentwatch.telemetry.recorder import AgentInfo, RunRecorder
 from agentwatch.tools import Tool
@@ -77,11 +78,10 @@ class Agent:
     # One HTTP client span per attempt under each chat span, and tools' HTTP calls under execute_tool
     # (the httpx extra); None reads AGENTWATCH_HTTP_SPANS at each run. See telemetry/http.py.
     http_spans: bool | None = None
-    # Request pieces, built once (the agent is immutable); the runner reads them, users need not.
-    _tools_by_name: dict[str, Tool[..., Any]] = field(init=False, repr=False, compare=False)
-    _tool_params: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
-    _system_param: Any = field(init=False, repr=False, compare=False)
-    _prompt_bytes: int = field(init=False, repr=False, compare=False)
+    # Fleet-wide guards around each LLM call (tenant budgets, shared rate limits, circuits): runner/gate.py.
+    gate: CallGate | None = None
+    # What every run reads, built once (the agent is immutable).
+    _spec: RunSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -95,18 +95,7 @@ class Agent:
             if item.name in by_name:
                 raise ValueError(f"Two tools are named {item.name!r}: tool names must be unique.")
             by_name[item.name] = item
-        object.__setattr__(self, "_tools_by_name", by_name)
         object.__setattr__(self, "tools", tuple(self.tools))
-        params = [t.to_api() for t in self.tools]
-        if self.cache_prompt and params:
-            params[-1] = {**params[-1], "cache_control": {"type": "ephemeral"}}
-        object.__setattr__(self, "_tool_params", params)  # the last tool carries the cache breakpoint
-        system: Any = self.system
-        if system is not None and self.cache_prompt:
-            system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
-        object.__setattr__(self, "_system_param", system)
-        prompt = (self.system or "").encode("utf-8")
-        object.__setattr__(self, "_prompt_bytes", len(prompt) + len(json.dumps(params, ensure_ascii=False).encode()))
         if self.http_spans and not http.http_spans_available():
             raise ValueError(f"Agent(http_spans=True): {http.EXTRA_HINT}, or leave http_spans off.")
         if self.limits.cost_budget_usd is not None:
@@ -118,12 +107,32 @@ class Agent:
                         "AGENTWATCH_PRICES_FILE) or remove the cost budget."
                     )
 
+        spec = RunSpec.build(
+            tools=by_name,
+            system=self.system,
+            cache_prompt=self.cache_prompt,
+            name=self.name,
+            model=self.model,
+            limits=self.limits,
+            pricing=self.pricing,
+            router=self.router,
+            stop_sequences=tuple(self.stop_sequences),
+            count_tokens_near_budget=self.count_tokens_near_budget,
+            version=self.version,
+            description=self.description,
+            gate=self.gate,
+        )
+        object.__setattr__(self, "_spec", spec)
+
     def replace(self, **changes: Any) -> Agent:
         """A copy with ``changes`` (e.g. a new version, system prompt or model), validated again."""
         return dataclasses.replace(self, **changes)
 
     # --- running -------------------------------------------------------------------------------------
-    def _state(self, task: str, client: Any, conversation_id: str | None) -> RunState:
+    def _core(
+        self, task: str, client: Any, conversation_id: str | None, tenant: str | None, sse: bool, concurrent: bool
+    ) -> RunCore:
+        http.before_run(self.http_spans)
         host, port = _server(client)
         info = AgentInfo(
             name=self.name,
@@ -134,8 +143,15 @@ class Agent:
             server_address=host,
             server_port=port,
         )
-        recorder = RunRecorder(info, self.limits)
-        return RunState(agent=self, task=task, recorder=recorder, base_url=str(getattr(client, "base_url", "")))
+        return RunCore(
+            self._spec,
+            task,
+            RunRecorder(info, self.limits),
+            base_url=str(getattr(client, "base_url", "")),
+            stream=sse,
+            concurrent_tools=concurrent,
+            tenant=tenant,
+        )
 
     def _sync_client(self, client: anthropic.Anthropic | None) -> anthropic.Anthropic:
         if isinstance(client, anthropic.AsyncAnthropic):
@@ -151,49 +167,85 @@ class Agent:
             )
         return _prepare_client(client if client is not None else anthropic.AsyncAnthropic(), self.sdk_spans)  # type: ignore[no-any-return]
 
-    def _events(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> Iterator[RunEvent]:
+    def _events(
+        self, task: str, client: Any, conversation_id: str | None, tenant: str | None, sse: bool
+    ) -> Iterator[RunEvent]:
         prepared = self._sync_client(client)
-        http.before_run(self.http_spans)
-        return drive_sync(self._state(task, prepared, conversation_id), prepared, stream=sse)
-
-    def _aevents(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> AsyncIterator[RunEvent]:
-        prepared = self._async_client(client)
-        http.before_run(self.http_spans)
-        return drive_async(self._state(task, prepared, conversation_id), prepared, stream=sse)
+        return drive(self._core(task, prepared, conversation_id, tenant, sse, concurrent=False), prepared)
 
     def run(
-        self, task: str, *, client: anthropic.Anthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.Anthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> RunResult:
-        """Run ``task`` to the end (or to a guard) with a sync client; with none, one from the environment."""
-        for event in self._events(task, client, conversation_id, sse=False):
+        """Run ``task`` to the end (or to a guard) with a sync client; with none, one from the environment.
+
+        ``tenant`` is who the run is for, as the agent's ``CallGate`` counts it (fleet budgets).
+        """
+        for event in self._events(task, client, conversation_id, tenant, sse=False):
             if isinstance(event, RunFinished):
                 return event.result
         raise AssertionError("unreachable: a run always ends with RunFinished")
 
     async def arun(
-        self, task: str, *, client: anthropic.AsyncAnthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> RunResult:
         """``run`` for asyncio: tool calls of one turn run concurrently. Cancellation is honoured."""
-        events = self._aevents(task, client, conversation_id, sse=False)
+        events = self.astart(task, client=client, conversation_id=conversation_id, tenant=tenant, stream=False)
         try:
             async for event in events:
                 if isinstance(event, RunFinished):
                     return event.result
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         raise AssertionError("unreachable: a run always ends with RunFinished")
 
     def stream(
-        self, task: str, *, client: anthropic.Anthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.Anthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> Iterator[RunEvent]:
         """Yield text deltas (the API is called with SSE) and run events; the last is ``RunFinished``.
 
         Stop reading early (or ``close()`` the iterator) and the run ends as ``cancelled`` with its spans ended.
         """
-        return self._events(task, client, conversation_id, sse=True)
+        return self._events(task, client, conversation_id, tenant, sse=True)
 
     def astream(
-        self, task: str, *, client: anthropic.AsyncAnthropic | None = None, conversation_id: str | None = None
-    ) -> AsyncIterator[RunEvent]:
+        self,
+        task: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
+    ) -> RunHandle:
         """Async ``stream``. Use ``contextlib.aclosing`` to end an abandoned stream promptly."""
-        return self._aevents(task, client, conversation_id, sse=True)
+        return self.astart(task, client=client, conversation_id=conversation_id, tenant=tenant, stream=True)
+
+    def astart(
+        self,
+        task: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
+        stream: bool = True,
+    ) -> RunHandle:
+        """An async run to iterate for its events (``stream``: the API is called with SSE, text deltas too).
+
+        Its ``result`` is set when the run ends, also when the task iterating it is cancelled: a service
+        reads a cancelled run's usage there. The run starts at the first iteration.
+        """
+        prepared = self._async_client(client)
+        return RunHandle(self._core(task, prepared, conversation_id, tenant, stream, concurrent=True), prepared)

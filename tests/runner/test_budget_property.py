@@ -69,7 +69,7 @@ def test_guards_never_let_a_call_cross_a_budget(data) -> None:
             write_1h = data.draw(st.integers(0, write), "of which 1h")
         output = data.draw(near_top(0, decision.max_tokens), "output")  # the API never exceeds max_tokens
         usage = Usage(total_input - read - write, output, read, write, write_1h)
-        guards.account(usage, PRICING.cost(model, usage))
+        guards.ledger.add(model, usage)
         if limits.token_budget is not None:
             assert guards.tokens_used <= limits.token_budget
         if limits.cost_budget_usd is not None:

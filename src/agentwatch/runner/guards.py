@@ -49,19 +49,48 @@ class BudgetWarning:
 
 
 @dataclass
+class Ledger:
+    """A run's usage and cost: the one account that its result, its budgets and its telemetry read."""
+
+    pricing: Pricing
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0  # None once a call had no known price (never a silent $0)
+    spent_usd: float = 0.0  # the priced part: what the cost budget counts
+    models: list[str] = field(default_factory=list)
+
+    def add(self, model: str, usage: Usage) -> float | None:
+        """Add one response's (or one cut-short stream's) usage; return its cost. Never raises."""
+        cost = self.pricing.cost(model, usage)
+        self.usage = self.usage + usage
+        self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 10)
+        self.spent_usd += cost or 0.0
+        if model not in self.models:
+            self.models.append(model)
+        return cost
+
+
+@dataclass
 class Guards:
-    """Tracks one run's consumption against its ``Limits``. Not thread-safe: one per run."""
+    """Weighs one run's ``Ledger`` against its ``Limits``. Not thread-safe: one per run."""
 
     limits: Limits
     pricing: Pricing
     clock: Callable[[], float] = time.monotonic
+    ledger: Ledger = field(init=False)
     started: float = field(init=False)
-    tokens_used: int = 0
-    cost_used: float = 0.0
     _warned: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.ledger = Ledger(self.pricing)
         self.started = self.clock()
+
+    @property
+    def tokens_used(self) -> int:
+        return self.ledger.usage.total_tokens
+
+    @property
+    def cost_used(self) -> float:
+        return self.ledger.spent_usd
 
     def elapsed(self) -> float:
         return self.clock() - self.started
@@ -127,10 +156,8 @@ class Guards:
                 )
         return Allowance(max_tokens=max_tokens)
 
-    def account(self, usage: Usage, cost_usd: float | None) -> list[BudgetWarning]:
-        """Add one call's usage and cost; return the budget warnings newly crossed. Never raises."""
-        self.tokens_used += usage.total_tokens
-        self.cost_used += cost_usd or 0.0
+    def warnings(self) -> list[BudgetWarning]:
+        """The token and cost budget warnings newly crossed by what the ledger holds. Never raises."""
         warnings: list[BudgetWarning] = []
         fraction = self.limits.budget_warning_fraction
         for kind, used, limit in (

@@ -1,8 +1,8 @@
-"""``RunState``: the control logic of one run, shared by the sync and async drivers (no I/O here).
+"""``RunState``: the decisions of one run (no I/O, no telemetry here).
 
-The drivers do the I/O (API calls, sleeps, tools) and ask this object what to do next: plan the next
-call (routing + guards), react to a response (usage, cost, stop reasons, tools to run), decide about a
-failed attempt (retry or stop), and compose the final ``RunResult``.
+The run core (``core.py``) sequences a run and asks this object what to do next: plan the next call
+(routing + guards), react to a response (usage, cost, stop reasons, tools to run), decide about a
+failed attempt (retry or stop), and compose the final answer.
 """
 
 from __future__ import annotations
@@ -10,20 +10,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anthropic
 
-from agentwatch.result import RunResult, StopReason, ToolCall, Usage
+from agentwatch.result import StopReason, ToolCall, Usage
 from agentwatch.runner import retry
 from agentwatch.runner.guards import Allowance, Guards, Stop
 from agentwatch.runner.routing import Route, RouteContext
+from agentwatch.runner.spec import RunSpec
 from agentwatch.telemetry.content import redact
 from agentwatch.tools import ToolOutcome
-
-if TYPE_CHECKING:
-    from agentwatch.agent import Agent
-    from agentwatch.telemetry.recorder import RunRecorder
 
 # Per-block overhead added to byte-based input estimates (role markers, block framing).
 _BLOCK_OVERHEAD_TOKENS = 16
@@ -112,19 +109,15 @@ def describe_api_error(exc: BaseException, base_url: str) -> str:
 
 @dataclass
 class RunState:
-    """Everything one run knows; mutated only by the driver that owns it."""
+    """Everything one run knows (its usage and cost are in ``guards.ledger``); mutated only by its core."""
 
-    agent: Agent
+    spec: RunSpec
     task: str
-    recorder: RunRecorder
     base_url: str
     guards: Guards = field(init=False)
     messages: list[dict[str, Any]] = field(init=False)
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float | None = 0.0
     iterations: int = 0
     tool_calls: list[ToolCall] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     final_text: str | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -132,9 +125,9 @@ class RunState:
     _pending_bytes: int = 0  # bytes appended since then
 
     def __post_init__(self) -> None:
-        self.guards = Guards(self.agent.limits, self.agent.pricing)
+        self.guards = Guards(self.spec.limits, self.spec.pricing)
         self.messages = [{"role": "user", "content": self.task}]
-        self._pending_bytes = _utf8_len(self.task) + self.agent._prompt_bytes
+        self._pending_bytes = _utf8_len(self.task) + self.spec.prompt_bytes
 
     # --- before a call -------------------------------------------------------------------------------
     def check_task(self) -> Stop | None:
@@ -159,9 +152,9 @@ class RunState:
 
     def route(self) -> Route | Stop:
         """The model for the next call; a router that fails or answers nonsense stops the run clearly."""
-        router = self.agent.router
+        router = self.spec.router
         if router is None:
-            return Route(self.agent.model)
+            return Route(self.spec.model)
         context = RouteContext(
             iteration=self.iterations + 1,
             task=self.task,
@@ -183,20 +176,20 @@ class RunState:
         return Stop(StopReason.ERROR, f"the agent's router returned {choice!r}: return a model id or a Route")
 
     def plan(self, route: Route, counted_input: int | None = None) -> CallPlan | NeedCount | Stop:
-        """Guard the next call. Near a budget, ask for an exact count before deciding."""
+        """Guard the next call (it counts as an iteration once its first attempt starts). Near a budget,
+        ask for an exact count before deciding."""
         estimate = counted_input if counted_input is not None else self.input_estimate()
         decision = self.guards.before_call(
-            iteration=self.iterations + 1, model=route.model, input_tokens=estimate, cached=self.agent.cache_prompt
+            iteration=self.iterations + 1, model=route.model, input_tokens=estimate, cached=self.spec.cache_prompt
         )
         near_budget = isinstance(decision, Stop) and decision.kind in ("tokens", "cost")
-        if isinstance(decision, Allowance) and decision.max_tokens < self.agent.limits.max_tokens:
+        if isinstance(decision, Allowance) and decision.max_tokens < self.spec.limits.max_tokens:
             near_budget = True
-        if near_budget and counted_input is None and self.agent.count_tokens_near_budget:
+        if near_budget and counted_input is None and self.spec.count_tokens_near_budget:
             return NeedCount(route, estimate)
         if isinstance(decision, Stop):
             return decision
-        self.iterations += 1
-        return CallPlan(self.iterations, route, decision.max_tokens, estimate)
+        return CallPlan(self.iterations + 1, route, decision.max_tokens, estimate)
 
     def plan_retry(self, plan: CallPlan) -> CallPlan | Stop:
         """Guard a retry of ``plan`` like its first attempt, against what has been billed since.
@@ -208,7 +201,7 @@ class RunState:
             iteration=plan.iteration,
             model=plan.route.model,
             input_tokens=plan.input_estimate,
-            cached=self.agent.cache_prompt,
+            cached=self.spec.cache_prompt,
         )
         if isinstance(decision, Stop):
             return decision
@@ -216,20 +209,18 @@ class RunState:
 
     def request(self, plan: CallPlan) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` / ``messages.stream`` for ``plan``."""
-        agent = self.agent
+        spec = self.spec
         kwargs: dict[str, Any] = {
             "model": plan.route.model,
             "max_tokens": plan.max_tokens,
             "messages": self.messages,
         }
-        system = agent._system_param
-        if system is not None:
-            kwargs["system"] = system
-        tools = agent._tool_params
-        if tools:
-            kwargs["tools"] = tools
-        if agent.stop_sequences:
-            kwargs["stop_sequences"] = list(agent.stop_sequences)
+        if spec.system_param is not None:
+            kwargs["system"] = spec.system_param
+        if spec.tool_params:
+            kwargs["tools"] = list(spec.tool_params)
+        if spec.stop_sequences:
+            kwargs["stop_sequences"] = list(spec.stop_sequences)
         return kwargs
 
     def count_request(self, route: Route) -> dict[str, Any]:
@@ -246,7 +237,7 @@ class RunState:
 
     # --- after a call --------------------------------------------------------------------------------
     def on_failure(self, exc: BaseException, attempt: int) -> retry.RetryDecision:
-        limits = self.agent.limits
+        limits = self.spec.limits
         return retry.decide(
             exc,
             attempt=attempt,
@@ -261,7 +252,7 @@ class RunState:
         if decision.out_of_time or isinstance(exc, TimeoutError | anthropic.APITimeoutError):
             left = self.guards.time_left()
             if left is not None and (left <= decision.wait_s or left <= 0.01):
-                timeout = f"{self.agent.limits.timeout_s:g}s timeout"
+                timeout = f"{self.spec.limits.timeout_s:g}s timeout"
                 if decision.wait_s > 0 and retry.retry_after_s(exc) is not None:
                     why = (
                         f"the API asked to wait {decision.wait_s:.2f}s before retrying "
@@ -278,15 +269,6 @@ class RunState:
             detail += f" (after {attempts} attempts)"
         return Stop(StopReason.ERROR, detail, error_type=retry.error_type(exc))
 
-    def account_usage(self, model: str, usage: Usage) -> float | None:
-        """Add one response's (or one cut-short stream's) usage and cost to the run; return the cost."""
-        cost = self.agent.pricing.cost(model, usage)
-        self.usage = self.usage + usage
-        self.cost_usd = None if cost is None or self.cost_usd is None else round(self.cost_usd + cost, 10)
-        if model not in self.models:
-            self.models.append(model)
-        return cost
-
     def on_message(self, plan: CallPlan, message: Any) -> tuple[Usage, float | None, list[ToolUse] | Stop | None]:
         """Account a response; return its usage and cost, and what comes next.
 
@@ -294,7 +276,7 @@ class RunState:
         after ``pause_turn``).
         """
         usage = Usage.from_api(getattr(message, "usage", None))
-        cost = self.account_usage(plan.route.model, usage)
+        cost = self.guards.ledger.add(plan.route.model, usage)
         content = [block_to_param(b) for b in getattr(message, "content", None) or []]
         text = "".join(b["text"] for b in content if b["type"] == "text").strip()
         if text:
@@ -316,7 +298,7 @@ class RunState:
         if stop_reason == "pause_turn":
             return usage, cost, None
         if stop_reason == "max_tokens":
-            limits = self.agent.limits
+            limits = self.spec.limits
             if plan.max_tokens < limits.max_tokens:
                 kind = "cost" if self.guards.cost_left() is not None and limits.token_budget is None else "tokens"
                 reason = StopReason.COST_BUDGET if kind == "cost" else StopReason.TOKEN_BUDGET
@@ -342,7 +324,7 @@ class RunState:
 
     def tool_timeout(self) -> float | None:
         """The timeout for the next tool call: the per-tool limit, never past the run's deadline."""
-        limit = self.agent.limits.tool_timeout_s
+        limit = self.spec.limits.tool_timeout_s
         left = self.guards.time_left()
         if left is None:
             return limit
@@ -386,22 +368,3 @@ class RunState:
             parts.append(f"Tool results so far: {shown}")
         parts.append(f"Stopped early ({stop.reason.value}): {stop.detail}.")
         return "\n".join(parts)
-
-    def finish(self, stop: Stop, error_type: str | None = None) -> RunResult:
-        return RunResult(
-            answer=self.compose_answer(stop),
-            stop_reason=stop.reason,
-            usage=self.usage,
-            cost_usd=self.cost_usd,
-            iterations=self.iterations,
-            tool_calls=list(self.tool_calls),
-            trace_id=self.recorder.trace_id(),
-            span_id=self.recorder.span_id(),
-            span_context=self.recorder.span_context(),
-            duration_s=time.perf_counter() - self.started,
-            stop_detail=stop.detail,
-            models=list(self.models) or [self.agent.model],
-            agent_version=self.agent.version,
-            error=error_type,
-            retry_after_s=stop.retry_after_s,
-        )

@@ -18,18 +18,16 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import anthropic
 from opentelemetry import trace
 
 from agentwatch.agent import Agent
-from agentwatch.result import RunResult, StopReason, ToolCall, Usage
-from agentwatch.runner.events import RunFinished, TextDelta, ToolFinished
+from agentwatch.result import RunResult, StopReason, Usage
+from agentwatch.runner.drivers import RunHandle
+from agentwatch.runner.events import RunFinished
 from agentwatch.serve.wire import dumps, event_payload
-from agentwatch.telemetry import names as n
 from agentwatch.telemetry.logs import logger as agentwatch_logger
-from agentwatch.telemetry.logs import record_fields
 
 _current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("agentwatch_serve_run", default=None)
 
@@ -66,12 +64,8 @@ class Run:
     result: RunResult | None = None
     finished_at: float | None = None
     task: asyncio.Task[None] | None = None
-    cancel_reason: str = ""
-    run_end: dict[str, Any] | None = None  # the runner's run_end log fields (usage of a cancelled run)
+    handle: RunHandle | None = None  # the runner's handle: its result is there also when we cancel the run
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _text: list[str] = field(default_factory=list)
-    _tool_calls: list[ToolCall] = field(default_factory=list)
-    _iterations: int = 0
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.buffer_size)
@@ -114,16 +108,11 @@ class Run:
         return self.result
 
     def cancel(self, reason: str) -> None:
+        """Cancel the run's task; ``reason`` becomes the cancelled run's stop detail."""
         if self.task is not None and not self.task.done():
-            self.cancel_reason = reason
+            if self.handle is not None:
+                self.handle.cancel_detail = reason
             self.task.cancel()
-
-    def _observe(self, event: Any) -> None:
-        if isinstance(event, TextDelta):
-            self._text.append(event.text)
-            self._iterations = max(self._iterations, event.iteration)
-        elif isinstance(event, ToolFinished):
-            self._tool_calls.append(event.call)
 
     def _finish(self, result: RunResult) -> None:
         self.finished_at = time.monotonic()
@@ -131,43 +120,30 @@ class Run:
         name, data = event_payload(RunFinished(result), self.id)
         self.publish(name, dumps(data))
 
-    def cancelled_result(self) -> RunResult:
-        """The result of a run we cancelled: what it streamed, and the usage the runner billed and logged."""
-        end = self.run_end or {}
-        reason = self.cancel_reason or "the run was cancelled"
-        cache_read, cache_write = int(end.get("cache_read_tokens") or 0), int(end.get("cache_write_tokens") or 0)
-        usage = Usage(
-            input_tokens=max(0, int(end.get("input_tokens") or 0) - cache_read - cache_write),
-            output_tokens=int(end.get("output_tokens") or 0),
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-        )
-        so_far = "".join(self._text).strip()
+    def unstarted_result(self) -> RunResult:
+        """The result of a run cancelled before its task began: nothing ran, nothing was billed."""
+        detail = (self.handle.cancel_detail if self.handle else None) or "the run was cancelled"
         return RunResult(
-            answer=(so_far + "\n\n" if so_far else "") + f"The run stopped early: {reason}.",
+            answer=f"The run stopped early: {detail}.",
             stop_reason=StopReason.CANCELLED,
-            usage=usage,
-            cost_usd=end.get("cost_usd"),
-            iterations=int(end.get("iterations") or self._iterations),
-            tool_calls=list(self._tool_calls),
+            usage=Usage(),
+            cost_usd=0.0,
+            iterations=0,
+            tool_calls=[],
             trace_id=self.trace_id,
-            duration_s=float(end.get("duration_s") or 0.0),
-            stop_detail=reason,
-            models=list(end.get("models") or []),
-            agent_version=end.get("version"),
+            duration_s=0.0,
+            stop_detail=detail,
         )
 
 
 class _RunLogFields(logging.Filter):
-    """Adds ``tenant`` and ``run_id`` to every agentwatch log record of a served run; keeps its run_end fields."""
+    """Adds ``tenant`` and ``run_id`` to every agentwatch log record of a served run."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         run = _current_run.get()
         if run is not None:
             record.tenant = run.tenant
             record.run_id = run.id
-            if getattr(record, "event", None) == n.LOG_RUN_END:
-                run.run_end = record_fields(record)
         return True
 
 
@@ -197,8 +173,6 @@ class RunRegistry:
         self.active = 0
         if _LOG_FIELDS not in agentwatch_logger.filters:
             agentwatch_logger.addFilter(_LOG_FIELDS)
-        if agentwatch_logger.level == logging.NOTSET or agentwatch_logger.level > logging.INFO:
-            agentwatch_logger.setLevel(logging.INFO)  # run_end carries a cancelled run's usage
 
     def get(self, run_id: str, tenant: str) -> Run | None:
         """The run, if it exists and belongs to ``tenant`` (another tenant's run is not found)."""
@@ -228,37 +202,34 @@ class RunRegistry:
         self._runs[run.id] = run
         self._active[tenant] = self._active.get(tenant, 0) + 1
         self.active += 1
-        drive = self._stream if stream else self._run
-        run.task = asyncio.get_running_loop().create_task(drive(run, task, conversation_id))
+        run.handle = self.agent.astart(
+            task, client=self.client, conversation_id=conversation_id, tenant=tenant, stream=stream
+        )
+        run.task = asyncio.get_running_loop().create_task(self._drive(run, run.handle, stream))
         run.task.add_done_callback(lambda _: self._settle(run))
         return run
 
-    async def _run(self, run: Run, task: str, conversation_id: str | None) -> None:
+    async def _drive(self, run: Run, handle: RunHandle, stream: bool) -> None:
+        """Publish the run's events (a JSON run: only ``run_finished``) until it ends or we cancel it."""
         _current_run.set(run)  # the task has its own copy of the context
-        with contextlib.suppress(asyncio.CancelledError):  # cancelled by us: _settle records the result
-            run._finish(await self.agent.arun(task, client=self.client, conversation_id=conversation_id))
-
-    async def _stream(self, run: Run, task: str, conversation_id: str | None) -> None:
-        _current_run.set(run)
-        events = self.agent.astream(task, client=self.client, conversation_id=conversation_id)
         try:
-            async for event in events:
-                run._observe(event)
+            async for event in handle:
                 if isinstance(event, RunFinished):
                     run._finish(event.result)
-                else:
+                elif stream:
                     name, data = event_payload(event, run.id)
                     run.publish(name, dumps(data))
         except asyncio.CancelledError:
-            pass  # we cancelled it: the runner has ended its spans and logged run_end; _settle records the result
+            pass  # we cancelled it: the runner has ended its spans and set handle.result; _settle records it
         finally:
             with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                await handle.aclose()
 
     def _settle(self, run: Run) -> None:
         """When a run's task is done (even one cancelled before it began): its result, and its slot back."""
         if run.result is None:
-            run._finish(run.cancelled_result())
+            handle_result = run.handle.result if run.handle is not None else None
+            run._finish(handle_result or run.unstarted_result())
         self._finished.append(run)
         self.active -= 1
         self._active[run.tenant] -= 1

@@ -131,6 +131,7 @@ AW_TOOL_TIMEOUT_S: Final = "agentwatch.tool.timeout_s"  # on the overrun event: 
 AW_TOOL_DURATION_S: Final = "agentwatch.tool.duration_s"  # on the overrun event: how long it really ran
 AW_RETRY_ATTEMPT: Final = "agentwatch.retry.attempt"
 AW_RETRY_WAIT_S: Final = "agentwatch.retry.wait_s"
+AW_RATELIMIT_WAITED_S: Final = "agentwatch.ratelimit.waited_s"  # time a CallGate held an attempt
 AW_EVAL_DATASET: Final = "agentwatch.eval.dataset"
 AW_EVAL_CASE: Final = "agentwatch.eval.case"
 AW_EVAL_OUTCOME: Final = "agentwatch.eval.outcome"
@@ -208,6 +209,7 @@ EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 EVENT_TOOL_OVERRUN: Final = "agentwatch.tool.overrun"  # an async tool ran past its timeout (blocked the loop)
+EVENT_RATELIMIT_WAIT: Final = "agentwatch.ratelimit.wait"  # a CallGate waited for shared rate-limit room
 
 # --- metrics: (name, unit); Prometheus series in the comment -------------------------------------
 # Semantic-convention metrics.
