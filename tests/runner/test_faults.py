@@ -121,7 +121,9 @@ def test_retry_after_ms_is_honoured(fresh_sim, logs) -> None:
     assert result.stop_reason is StopReason.END_TURN
     assert len(clock.sent) == 2
     waited = clock.sent[1] - clock.received[0]
-    assert 0.06 <= waited < 0.06 + 0.15  # the server's wait, not the (zero) backoff
+    # the server's wait, not the (zero) backoff; the upper bound is the 1 s cap a wrong header would hit, so a
+    # busy machine's scheduling delay cannot fail it
+    assert 0.06 <= waited < 1.0
     assert logs.events("retry")[0]["wait_s"] == 0.06
 
 
@@ -138,8 +140,8 @@ def test_retry_after_seconds_is_honoured_and_ms_wins_over_it(fresh_sim, logs) ->
     assert len(clock.sent) == 3
     first_wait = clock.sent[1] - clock.received[0]
     second_wait = clock.sent[2] - clock.received[1]
-    assert 0.08 <= first_wait < 0.08 + 0.15
-    assert 0.03 <= second_wait < 0.03 + 0.15  # retry-after-ms (30 ms) wins over retry-after (3 s)
+    assert 0.08 <= first_wait < 1.0
+    assert 0.03 <= second_wait < 1.0  # retry-after-ms (30 ms) wins over retry-after (3 s, capped at 1 s)
     assert [r["wait_s"] for r in logs.events("retry")] == [0.08, 0.03]
 
 
