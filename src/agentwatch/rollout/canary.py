@@ -11,13 +11,14 @@ guarded by a lock: share one ``Canary`` across threads and tasks.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -207,45 +208,51 @@ class Canary:
         agent = self.choose(key)
         return agent, agent is self.candidate and self._state is CanaryState.ACTIVE
 
+    # Each entry point only performs I/O (the run, and awaiting an async evaluator); what a run
+    # feeds the guards is decided once, in ``_watching``.
     async def arun(self, task: str, *, key: str | None = None, client: Any = None) -> RunResult:
         """Run ``task`` on the version ``key`` is assigned; candidate runs feed the guards."""
         agent, watched = self._route(key)
-        if not watched:
-            return await agent.arun(task, client=client)
-        try:
-            result = await agent.arun(task, client=client)
-        except Exception:
-            self.record(None)
-            raise
-        self.record(result)
-        if self.evaluator is not None:
-            passed = self._evaluate(task, result)
-            if inspect.isawaitable(passed):
-                passed = await _await_evaluation(passed)
-            if passed is not None:
-                self.record_eval(bool(passed))
-        return result
+        with self._watching(task, watched) as watch:
+            watch.result = await agent.arun(task, client=client)
+        if watch.pending is not None:
+            self._record_verdict(await _await_evaluation(watch.pending))
+        return watch.result
 
     def run(self, task: str, *, key: str | None = None, client: Any = None) -> RunResult:
         """Sync ``arun`` (an async ``evaluator`` is not awaited here: use ``arun`` or ``record_eval``)."""
         agent, watched = self._route(key)
-        if not watched:
-            return agent.run(task, client=client)
+        with self._watching(task, watched) as watch:
+            watch.result = agent.run(task, client=client)
+        if watch.pending is not None:
+            _drop(watch.pending)
+            logger.warning("Canary.run cannot await an async evaluator; use arun() or record_eval().")
+        return watch.result
+
+    @contextlib.contextmanager
+    def _watching(self, task: str, watched: bool) -> Iterator[_Watch]:
+        """Around one run: when ``watched``, a raised run is recorded as an error (and re-raised), a
+        finished one is recorded and evaluated; an async verdict is left in ``pending`` for the caller."""
+        watch = _Watch()
         try:
-            result = agent.run(task, client=client)
+            yield watch
         except Exception:
-            self.record(None)
+            if watched:
+                self.record(None)
             raise
+        if not watched:
+            return
+        result = watch.result
         self.record(result)
-        if self.evaluator is not None:
-            passed = self._evaluate(task, result)
-            if inspect.isawaitable(passed):
-                if inspect.iscoroutine(passed):
-                    passed.close()
-                logger.warning("Canary.run cannot await an async evaluator; use arun() or record_eval().")
-            elif passed is not None:
-                self.record_eval(bool(passed))
-        return result
+        verdict = self._evaluate(task, result) if self.evaluator is not None and result is not None else None
+        if inspect.isawaitable(verdict):
+            watch.pending = verdict
+        else:
+            self._record_verdict(verdict)
+
+    def _record_verdict(self, verdict: bool | None) -> None:
+        if verdict is not None:
+            self.record_eval(bool(verdict))
 
     def _evaluate(self, task: str, result: RunResult) -> bool | Awaitable[bool] | None:
         assert self.evaluator is not None
@@ -400,6 +407,17 @@ class Canary:
                 "runs": rollback.runs,
             },
         )
+
+
+@dataclass
+class _Watch:
+    result: RunResult | None = None
+    pending: Awaitable[bool] | None = None
+
+
+def _drop(pending: Awaitable[bool]) -> None:
+    if inspect.iscoroutine(pending):
+        pending.close()
 
 
 async def _await_evaluation(pending: Awaitable[bool]) -> bool | None:
