@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,12 +218,18 @@ def status(tmp_path: Path, replica: Proc) -> dict[str, Any]:
         return {}
 
 
-def stop(tmp_path: Path, replicas: list[Proc]) -> None:
+def both(tmp_path: Path, replicas: list[Proc], check: Callable[[dict[str, Any]], bool], what: str) -> None:
+    wait_until(lambda: all(check(status(tmp_path, p)) for p in replicas), what, 180)
+
+
+def stop(tmp_path: Path, replicas: list[Proc]) -> list[dict[str, Any]]:
+    """Stop both replicas; what each saw, last."""
     (tmp_path / "stop").touch()
     for replica in replicas:
         assert replica.process is not None
         replica.process.wait(timeout=60)
         replica.stop()
+    return [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("a", "b")]
 
 
 def test_two_processes_share_one_canary_and_faults_in_the_candidate_roll_both_back(
@@ -231,21 +238,12 @@ def test_two_processes_share_one_canary_and_faults_in_the_candidate_roll_both_ba
     fresh_sim.faults = FaultPlan(rates={Fault.server_error(): 1.0}, only_models=["claude-sonnet-4-6"])
     replicas = start_replicas(tmp_path, redis_server, fresh_sim, "fleet-fault")
     try:
-        wait_until(
-            lambda: all(status(tmp_path, p).get("state") == "rolled_back" for p in replicas),
-            "both replicas to see the rollback",
-            120,
-        )
+        both(tmp_path, replicas, lambda s: s.get("state") == "rolled_back", "both replicas to see the rollback")
         # Both keep serving, from stable only, well past a poll interval after the rollback.
-        marks = [status(tmp_path, p)["runs"] for p in replicas]
-        wait_until(
-            lambda: all(status(tmp_path, p)["runs"] > m + 20 for p, m in zip(replicas, marks, strict=True)),
-            "both replicas to serve 20 more runs",
-            120,
-        )
+        mark = max(status(tmp_path, p)["runs"] for p in replicas)
+        both(tmp_path, replicas, lambda s: s.get("runs", 0) > mark + 20, "both replicas to serve 20 more runs")
     finally:
-        stop(tmp_path, replicas)
-    final = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("a", "b")]
+        final = stop(tmp_path, replicas)
     assert sum(s["rollbacks_announced"] for s in final) == 1  # one rollback for the fleet
     assert all(s["candidate_after_rollback_seen"] == 0 for s in final)
     assert all(s["shares_seen"] == [0.2] for s in final)  # the ramp never left its first step
@@ -262,14 +260,9 @@ def test_two_processes_ramp_up_together_when_the_guards_pass(
 ) -> None:
     replicas = start_replicas(tmp_path, redis_server, fresh_sim, "fleet-ramp")
     try:
-        wait_until(
-            lambda: all(status(tmp_path, p).get("state") == "promoted" for p in replicas),
-            "both replicas to see the ramp promote the candidate",
-            180,
-        )
+        both(tmp_path, replicas, lambda s: s.get("state") == "promoted", "both replicas to see the promotion")
     finally:
-        stop(tmp_path, replicas)
-    final = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("a", "b")]
+        final = stop(tmp_path, replicas)
     assert all(s["rollbacks_announced"] == 0 for s in final)
     assert any(s["shares_seen"] == [0.2, 0.6, 1.0] for s in final)
     assert all(s["shares_seen"] == sorted(s["shares_seen"]) for s in final)  # never backwards
