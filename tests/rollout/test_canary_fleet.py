@@ -72,6 +72,18 @@ def test_replicas_route_the_same_share_and_roll_back_together_within_a_poll(redi
     assert not any(a.is_candidate(k) for k in keys)
 
 
+def test_a_rollback_survives_a_redis_that_forgot_it(redis_server: RedisServer) -> None:
+    clock = Clock()
+    a = replica_canary(redis_server, clock, min_runs=1)
+    assert a.record(ERROR) is not None
+    redis_server.kill()
+    redis_server.start()  # empty: no persistence
+    clock.now += 1.0
+    assert a.state is CanaryState.ROLLED_BACK and not a.is_candidate("anyone")
+    b = replica_canary(redis_server, clock)  # a replica started after the restart learns it from Redis
+    assert b.state is CanaryState.ROLLED_BACK and b.rollback_info == a.rollback_info
+
+
 def test_the_window_is_pruned_by_time_in_redis(redis_server: RedisServer) -> None:
     clock = Clock()
     a = replica_canary(redis_server, clock, window=SlidingWindow(size=None, seconds=60), min_runs=3)

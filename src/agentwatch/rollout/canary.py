@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -225,6 +225,15 @@ class Canary:
         """The share of keys the candidate gets at the current step (while ACTIVE)."""
         return self._shares[min(self._current().step, len(self._shares) - 1)]
 
+    @share.setter
+    def share(self, value: float) -> None:
+        """Change the share of a canary without a ramp (this process only)."""
+        if self.ramp is not None:
+            raise ValueError("This canary follows its ramp; its share is the current step's.")
+        if not 0 <= value <= 1:
+            raise ValueError(f"Canary share is between 0 and 1 (e.g. 0.05 for 5%); got {value!r}.")
+        self._shares = (value,)
+
     @property
     def step(self) -> int:
         """The current ramp step (0 without a ramp)."""
@@ -355,7 +364,7 @@ class Canary:
     def _add(self, item: Sample | Verdict, now: float) -> Rollback | None:
         """Append to the window, then decide: roll back, take the next ramp step, or nothing."""
         snapshot, window = self._use(lambda store: store.add(item, now))
-        self._remember(snapshot, now)
+        snapshot = self._remember(snapshot, now)
         if snapshot.state is not CanaryState.ACTIVE:
             return None
         stats = _window_stats(window)
@@ -430,12 +439,18 @@ class Canary:
         now = self._clock()
         if self._down_at is None and now - self._read_at < self.store.poll_interval_s:
             return self._snapshot
-        snapshot = self._use(lambda store: store.read(now))
-        self._remember(snapshot, now)
-        return snapshot
+        return self._remember(self._use(lambda store: store.read(now)), now)
 
-    def _remember(self, snapshot: Snapshot, now: float) -> None:
+    def _remember(self, snapshot: Snapshot, now: float) -> Snapshot:
+        """Cache ``snapshot``. A rollback this replica has seen holds: if the store says ACTIVE again
+        without one (a Redis restarted without persistence, a ``reset()``), it is written back."""
+        seen = self._snapshot.rollback
+        if self._snapshot.state is CanaryState.ROLLED_BACK and snapshot.state is CanaryState.ACTIVE and seen:
+            with contextlib.suppress(StoreUnavailable):
+                self.store.roll_back(seen, from_promoted=False)
+            snapshot = replace(snapshot, state=CanaryState.ROLLED_BACK, rollback=seen)
         self._snapshot, self._read_at = snapshot, now
+        return snapshot
 
     def _use(self, operation: Callable[[CanaryStore], _T]) -> _T:
         """``operation`` on the shared store; while it is down, on this process's own store (trying the
