@@ -4,6 +4,7 @@ the configured policy — and two real processes rolled back together by faults 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -70,6 +71,18 @@ def test_replicas_route_the_same_share_and_roll_back_together_within_a_poll(redi
     clock.now += 1.0
     assert a.state is CanaryState.ROLLED_BACK and a.rollback_info == rollback
     assert not any(a.is_candidate(k) for k in keys)
+
+
+async def test_async_runs_feed_the_shared_window(redis_server: RedisServer) -> None:
+    clock = Clock()
+    a = replica_canary(redis_server, clock, share=1.0, min_runs=3)
+    b = replica_canary(redis_server, clock, share=1.0, min_runs=3)
+    a.candidate = FakeAgent(lambda task: RuntimeError("bug"), name="fleet", version="v2")
+    for replica in (a, b, a):
+        with contextlib.suppress(RuntimeError):  # the candidate's error propagates; it is counted first
+            await replica.arun("t", key="k")
+    assert a.state is CanaryState.ROLLED_BACK and a.rollback_info and a.rollback_info.observed == 2 / 3
+    assert (await a.arun("t", key="k")) is OK
 
 
 def test_a_rollback_survives_a_redis_that_forgot_it(redis_server: RedisServer) -> None:
