@@ -21,7 +21,7 @@ import random
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,50 +136,21 @@ class Shadow:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- the caller's path: primary only ------------------------------------------------------------
+    # Each entry point only performs I/O: which way the candidate is started (a task or a thread) and
+    # how the primary is run. Sampling, capacity, span, recording and cleanup live in ``_ShadowJob``.
     async def arun(
         self, task: str, *, client: Any = None, candidate_client: Any = None, key: str | None = None
     ) -> RunResult:
         """The primary's result, unchanged; the candidate runs in a background task (``drain`` awaits it)."""
-        primary_done: asyncio.Future[RunResult | None] | None = None
-        if self._start(key):
-            primary_done = asyncio.get_running_loop().create_future()
-            link = _current_span_context()
-            shadow_task = asyncio.create_task(
-                self._shadow_async(task, candidate_client or client, primary_done, link),
-                name=f"agentwatch-shadow-{self.candidate.name}",
-            )
-            self._tasks.add(shadow_task)
-            shadow_task.add_done_callback(self._tasks.discard)
-        result: RunResult | None = None
-        try:
-            result = await self.primary.arun(task, client=client)
-            return result
-        finally:
-            if primary_done is not None and not primary_done.done():
-                primary_done.set_result(result)
+        with self._around_primary(key, lambda link: self._spawn_task(task, candidate_client or client, link)) as box:
+            box.result = await self.primary.arun(task, client=client)
+        return box.result
 
     def run(self, task: str, *, client: Any = None, candidate_client: Any = None, key: str | None = None) -> RunResult:
         """Sync ``arun``: the candidate runs in a worker thread (``drain_sync`` waits for it)."""
-        primary_done: concurrent.futures.Future[RunResult | None] | None = None
-        if self._start(key):
-            primary_done = concurrent.futures.Future()
-            link = _current_span_context()
-            try:
-                future = self._pool().submit(self._shadow_sync, task, candidate_client or client, primary_done, link)
-            except RuntimeError:  # the pool is shut down
-                self._finish()
-                primary_done = None
-            else:
-                with self._lock:
-                    self._futures.add(future)
-                future.add_done_callback(self._forget_future)
-        result: RunResult | None = None
-        try:
-            result = self.primary.run(task, client=client)
-            return result
-        finally:
-            if primary_done is not None:
-                primary_done.set_result(result)
+        with self._around_primary(key, lambda link: self._spawn_thread(task, candidate_client or client, link)) as box:
+            box.result = self.primary.run(task, client=client)
+        return box.result
 
     # --- waiting and shutdown -----------------------------------------------------------------------
     async def drain(self, timeout: float | None = None) -> bool:
@@ -271,6 +242,46 @@ class Shadow:
             links=links,
         )
 
+    @contextlib.contextmanager
+    def _around_primary(
+        self, key: str | None, spawn: Callable[[SpanContext | None], Callable[[RunResult | None], None] | None]
+    ) -> Iterator[_Box]:
+        """Start the candidate (``spawn`` returns how to hand it the primary's result, or None when it
+        could not start) if this call is shadowed; hand over the primary's result, or None, at the end."""
+        box = _Box()
+        deliver = spawn(_current_span_context()) if self._start(key) else None
+        try:
+            yield box
+        finally:
+            if deliver is not None:
+                deliver(box.result)
+
+    def _spawn_task(
+        self, task: str, client: Any, link: SpanContext | None
+    ) -> Callable[[RunResult | None], None] | None:
+        primary_done: asyncio.Future[RunResult | None] = asyncio.get_running_loop().create_future()
+        shadow_task = asyncio.create_task(
+            self._shadow_async(task, client, primary_done, link), name=f"agentwatch-shadow-{self.candidate.name}"
+        )
+        self._tasks.add(shadow_task)
+        shadow_task.add_done_callback(self._tasks.discard)
+        return lambda result: None if primary_done.done() else primary_done.set_result(result)
+
+    def _spawn_thread(
+        self, task: str, client: Any, link: SpanContext | None
+    ) -> Callable[[RunResult | None], None] | None:
+        primary_done: concurrent.futures.Future[RunResult | None] = concurrent.futures.Future()
+        try:
+            future = self._pool().submit(self._shadow_sync, task, client, primary_done, link)
+        except RuntimeError:  # the pool is shut down
+            self._finish()
+            return None
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget_future)
+        return primary_done.set_result
+
+    # The candidate's side: two drivers that only perform its I/O; ``_ShadowJob`` does the rest.
     async def _shadow_async(
         self,
         task: str,
@@ -278,26 +289,11 @@ class Shadow:
         primary_done: asyncio.Future[RunResult | None],
         caller: SpanContext | None,
     ) -> None:
-        try:
-            span = self._start_span(caller)
-            candidate: RunResult | None = None
-            error: BaseException | None = None
-            try:
-                with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-                    candidate = await asyncio.wait_for(self.candidate.arun(task, client=client), self.timeout_s)
-            except asyncio.CancelledError as exc:  # close() or loop shutdown: record, then let it end
-                self._record(span, task, None, None, exc)
-                raise
-            except Exception as exc:  # includes TimeoutError
-                error = exc
-            primary: RunResult | None = None
+        with _ShadowJob(self, task, caller) as job:
+            with job.candidate_turn():
+                job.candidate = await asyncio.wait_for(self.candidate.arun(task, client=client), self.timeout_s)
             with contextlib.suppress(Exception):
-                primary = await asyncio.wait_for(asyncio.shield(primary_done), self.timeout_s)
-            self._record(span, task, primary, candidate, error)
-        except Exception:
-            logger.warning("agentwatch shadow run could not be recorded", exc_info=True)
-        finally:
-            self._finish()
+                job.primary = await asyncio.wait_for(asyncio.shield(primary_done), self.timeout_s)
 
     def _shadow_sync(
         self,
@@ -306,23 +302,11 @@ class Shadow:
         primary_done: concurrent.futures.Future[RunResult | None],
         caller: SpanContext | None,
     ) -> None:
-        try:
-            span = self._start_span(caller)
-            candidate: RunResult | None = None
-            error: BaseException | None = None
-            try:
-                with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-                    candidate = self.candidate.run(task, client=client)
-            except Exception as exc:
-                error = exc
-            primary: RunResult | None = None
+        with _ShadowJob(self, task, caller) as job:
+            with job.candidate_turn():
+                job.candidate = self.candidate.run(task, client=client)
             with contextlib.suppress(Exception):
-                primary = primary_done.result(timeout=self.timeout_s)
-            self._record(span, task, primary, candidate, error)
-        except Exception:
-            logger.warning("agentwatch shadow run could not be recorded", exc_info=True)
-        finally:
-            self._finish()
+                job.primary = primary_done.result(timeout=self.timeout_s)
 
     def _record(
         self,
@@ -431,6 +415,56 @@ class Shadow:
                 )
         except Exception:
             logger.debug("could not log a shadow result", exc_info=True)
+
+
+@dataclass
+class _Box:
+    result: RunResult | None = None
+
+
+class _ShadowJob:
+    """One candidate run's bookkeeping, the same whichever driver performs it: the ``shadow`` span,
+    the candidate's outcome, the recording, the in-flight count. Nothing here raises into the driver
+    except a cancellation (recorded first)."""
+
+    def __init__(self, shadow: Shadow, task: str, caller: SpanContext | None) -> None:
+        self.shadow = shadow
+        self.task = task
+        self.caller = caller
+        self.span: Span | None = None
+        self.candidate: RunResult | None = None
+        self.primary: RunResult | None = None
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> _ShadowJob:
+        return self
+
+    @contextlib.contextmanager
+    def candidate_turn(self) -> Iterator[None]:
+        """Run the candidate in the ``shadow`` span; an exception becomes its outcome, a cancellation
+        (``close()`` or loop shutdown) is recorded and then let through."""
+        span = self.span = self.shadow._start_span(self.caller)
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield
+        except asyncio.CancelledError as exc:
+            self.shadow._record(span, self.task, None, None, exc)
+            self.span = None
+            raise
+        except Exception as exc:  # includes TimeoutError
+            self.error = exc
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if exc is None and self.span is not None:
+                self.shadow._record(self.span, self.task, self.primary, self.candidate, self.error)
+            elif isinstance(exc, Exception):
+                logger.warning("agentwatch shadow run could not be recorded", exc_info=exc)
+        except Exception:
+            logger.warning("agentwatch shadow run could not be recorded", exc_info=True)
+        finally:
+            self.shadow._finish()
+        return isinstance(exc, Exception)
 
 
 def _divergence_attributes(d: Divergence) -> dict[str, Any]:

@@ -22,6 +22,10 @@ class RolloutInstruments:
         )
         self.shadow_spend: Counter = counter(n.M_SHADOW_SPEND, "Money the shadow candidate spent in US dollars")
         self.canary_rollbacks: Counter = counter(n.M_CANARY_ROLLBACKS, "Automatic canary rollbacks, by guard")
+        self.canary_steps: Counter = counter(n.M_CANARY_STEPS, "Canary ramp steps taken, by the share reached")
+        self.canary_store_errors: Counter = counter(
+            n.M_CANARY_STORE_ERRORS, "Failed calls to the shared canary store, by error type and policy applied"
+        )
 
 
 @cache

@@ -139,6 +139,9 @@ AW_ROLLOUT_ROLE: Final = "agentwatch.rollout.role"
 AW_ROLLOUT_STABLE_VERSION: Final = "agentwatch.rollout.stable_version"
 AW_ROLLOUT_CANDIDATE_VERSION: Final = "agentwatch.rollout.candidate_version"
 AW_ROLLOUT_GUARD: Final = "agentwatch.rollout.guard"
+AW_CANARY_STEP: Final = "agentwatch.canary.step"  # index of the ramp step (0 = the first)
+AW_CANARY_SHARE: Final = "agentwatch.canary.share"  # share of keys the candidate gets at that step
+AW_CANARY_STORE_POLICY: Final = "agentwatch.canary.store_policy"  # "stable" or "local"
 AW_SHADOW_ANSWER_SIMILARITY: Final = "agentwatch.shadow.answer_similarity"
 AW_SHADOW_TOOLS_MATCH: Final = "agentwatch.shadow.tools_match"
 AW_SHADOW_STOP_REASON_MATCH: Final = "agentwatch.shadow.stop_reason_match"
@@ -203,6 +206,7 @@ EVENT_RETRY: Final = "agentwatch.retry"
 EVENT_BUDGET_WARNING: Final = "agentwatch.budget_warning"
 EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
 EVENT_ROLLBACK: Final = "agentwatch.rollout.rollback"
+EVENT_CANARY_STEP: Final = "agentwatch.rollout.step"  # a ramp step passed its guards: the next share
 # The conventions' exception event (agentwatch builds it itself, so every field is redacted).
 EVENT_EXCEPTION: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"
@@ -238,6 +242,9 @@ M_SHADOW_SIMILARITY: Final = ("agentwatch.shadow.answer_similarity", "1")
 # -> agentwatch_shadow_answer_similarity_ratio_*  (unit "1" becomes _ratio)
 M_SHADOW_SPEND: Final = ("agentwatch.shadow.spend.usd", "{USD}")  # agentwatch_shadow_spend_usd_total
 M_CANARY_ROLLBACKS: Final = ("agentwatch.canary.rollbacks", "{rollback}")  # agentwatch_canary_rollbacks_total
+M_CANARY_STEPS: Final = ("agentwatch.canary.step", "{step}")  # agentwatch_canary_step_total (ramp promotions)
+M_CANARY_STORE_ERRORS: Final = ("agentwatch.canary.store.errors", "{error}")
+# -> agentwatch_canary_store_errors_total: the shared canary store (Redis) failed; the policy applied
 # Queue metrics (agentwatch.queue), labelled messaging_destination_name.
 M_QUEUE_DEPTH: Final = ("agentwatch.queue.depth", "{job}")  # agentwatch_queue_depth (observable gauge)
 M_QUEUE_OLDEST_AGE: Final = ("agentwatch.queue.oldest_job.age", "s")  # agentwatch_queue_oldest_job_age_seconds
@@ -272,6 +279,9 @@ LOG_EVAL_RESULT: Final = "eval_result"
 LOG_SHADOW_RESULT: Final = "shadow_result"
 LOG_CANARY_ROLLBACK: Final = "canary_rollback"
 LOG_CANARY_PROMOTE: Final = "canary_promote"
+LOG_CANARY_STEP: Final = "canary_step"
+LOG_CANARY_STORE_DOWN: Final = "canary_store_unavailable"
+LOG_CANARY_STORE_UP: Final = "canary_store_recovered"
 LOG_SERVE_DRAIN_START: Final = "serve_drain_start"
 LOG_SERVE_DRAIN_END: Final = "serve_drain_end"
 LOG_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"  # opt-in content event
