@@ -16,6 +16,7 @@ from agentwatch.limits import Limits
 from agentwatch.result import RunResult
 from agentwatch.runner.drive import drive_async, drive_sync
 from agentwatch.runner.events import RunEvent, RunFinished
+from agentwatch.runner.gate import CallGate
 from agentwatch.runner.routing import Router, router_models
 from agentwatch.runner.state import RunState
 from agentwatch.telemetry import http
@@ -77,6 +78,9 @@ class Agent:
     # One HTTP client span per attempt under each chat span, and tools' HTTP calls under execute_tool
     # (the httpx extra); None reads AGENTWATCH_HTTP_SPANS at each run. See telemetry/http.py.
     http_spans: bool | None = None
+    # Fleet-wide guards around every LLM call (agentwatch.fleet.FleetGate: tenant budgets, shared rate limits,
+    # circuit breakers); None: each run guards itself with its Limits only.
+    gate: CallGate | None = field(default=None, compare=False)
     # Request pieces, built once (the agent is immutable); the runner reads them, users need not.
     _tools_by_name: dict[str, Tool[..., Any]] = field(init=False, repr=False, compare=False)
     _tool_params: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
@@ -123,7 +127,7 @@ class Agent:
         return dataclasses.replace(self, **changes)
 
     # --- running -------------------------------------------------------------------------------------
-    def _state(self, task: str, client: Any, conversation_id: str | None) -> RunState:
+    def _state(self, task: str, client: Any, conversation_id: str | None, tenant: str | None = None) -> RunState:
         host, port = _server(client)
         info = AgentInfo(
             name=self.name,
@@ -135,7 +139,8 @@ class Agent:
             server_port=port,
         )
         recorder = RunRecorder(info, self.limits)
-        return RunState(agent=self, task=task, recorder=recorder, base_url=str(getattr(client, "base_url", "")))
+        base_url = str(getattr(client, "base_url", ""))
+        return RunState(agent=self, task=task, recorder=recorder, base_url=base_url, tenant=tenant)
 
     def _sync_client(self, client: anthropic.Anthropic | None) -> anthropic.Anthropic:
         if isinstance(client, anthropic.AsyncAnthropic):
@@ -151,30 +156,44 @@ class Agent:
             )
         return _prepare_client(client if client is not None else anthropic.AsyncAnthropic(), self.sdk_spans)  # type: ignore[no-any-return]
 
-    def _events(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> Iterator[RunEvent]:
+    def _events(
+        self, task: str, client: Any, conversation_id: str | None, sse: bool, tenant: str | None = None
+    ) -> Iterator[RunEvent]:
         prepared = self._sync_client(client)
         http.before_run(self.http_spans)
-        return drive_sync(self._state(task, prepared, conversation_id), prepared, stream=sse)
+        return drive_sync(self._state(task, prepared, conversation_id, tenant), prepared, stream=sse)
 
-    def _aevents(self, task: str, client: Any, conversation_id: str | None, sse: bool) -> AsyncIterator[RunEvent]:
+    def _aevents(
+        self, task: str, client: Any, conversation_id: str | None, sse: bool, tenant: str | None = None
+    ) -> AsyncIterator[RunEvent]:
         prepared = self._async_client(client)
         http.before_run(self.http_spans)
-        return drive_async(self._state(task, prepared, conversation_id), prepared, stream=sse)
+        return drive_async(self._state(task, prepared, conversation_id, tenant), prepared, stream=sse)
 
     def run(
-        self, task: str, *, client: anthropic.Anthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.Anthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> RunResult:
         """Run ``task`` to the end (or to a guard) with a sync client; with none, one from the environment."""
-        for event in self._events(task, client, conversation_id, sse=False):
+        for event in self._events(task, client, conversation_id, sse=False, tenant=tenant):
             if isinstance(event, RunFinished):
                 return event.result
         raise AssertionError("unreachable: a run always ends with RunFinished")
 
     async def arun(
-        self, task: str, *, client: anthropic.AsyncAnthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> RunResult:
         """``run`` for asyncio: tool calls of one turn run concurrently. Cancellation is honoured."""
-        events = self._aevents(task, client, conversation_id, sse=False)
+        events = self._aevents(task, client, conversation_id, sse=False, tenant=tenant)
         try:
             async for event in events:
                 if isinstance(event, RunFinished):
@@ -184,16 +203,26 @@ class Agent:
         raise AssertionError("unreachable: a run always ends with RunFinished")
 
     def stream(
-        self, task: str, *, client: anthropic.Anthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.Anthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> Iterator[RunEvent]:
         """Yield text deltas (the API is called with SSE) and run events; the last is ``RunFinished``.
 
         Stop reading early (or ``close()`` the iterator) and the run ends as ``cancelled`` with its spans ended.
         """
-        return self._events(task, client, conversation_id, sse=True)
+        return self._events(task, client, conversation_id, sse=True, tenant=tenant)
 
     def astream(
-        self, task: str, *, client: anthropic.AsyncAnthropic | None = None, conversation_id: str | None = None
+        self,
+        task: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        conversation_id: str | None = None,
+        tenant: str | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Async ``stream``. Use ``contextlib.aclosing`` to end an abandoned stream promptly."""
-        return self._aevents(task, client, conversation_id, sse=True)
+        return self._aevents(task, client, conversation_id, sse=True, tenant=tenant)

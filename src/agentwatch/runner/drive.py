@@ -17,8 +17,9 @@ from typing import Any
 import anthropic
 
 from agentwatch.result import RunResult, StopReason, Usage
-from agentwatch.runner import retry
+from agentwatch.runner import gating, retry
 from agentwatch.runner.events import Retrying, RunEvent, RunFinished, TextDelta, ToolFinished, ToolStarted
+from agentwatch.runner.gate import Admission
 from agentwatch.runner.guards import BudgetWarning, Stop
 from agentwatch.runner.state import CallPlan, NeedCount, RunState, ToolUse
 from agentwatch.telemetry.content import redact
@@ -130,18 +131,25 @@ def _count_sync(state: RunState, client: anthropic.Anthropic, plan: NeedCount) -
 
 
 def _call_sync(
-    state: RunState, client: anthropic.Anthropic, plan: CallPlan, stream: bool
+    state: RunState, client: anthropic.Anthropic, plan: CallPlan, stream: bool, admission: Admission | None = None
 ) -> Generator[RunEvent, None, tuple[CallObservation | None, CallPlan, Message | Stop]]:
     """One LLM call with retries: its observation, the plan of its last attempt, the message or a ``Stop``."""
     call = _start_call(state, plan, stream)
+    gating.waited(call, admission)
     span = call.span if call else None
     attempt = 0
     while True:
         request = state.request(plan)
+        events = None
         try:
             if not stream:
                 with state.recorder.activate(span):
-                    return call, plan, client.messages.create(**request, timeout=state.call_timeout())
+                    if admission is None:
+                        return call, plan, client.messages.create(**request, timeout=state.call_timeout())
+                    raw = client.messages.with_raw_response.create(**request, timeout=state.call_timeout())
+                    created = raw.parse()
+                gating.settle(state, admission, plan, message=created, headers=raw.headers)
+                return call, plan, created
             with state.recorder.activate(span):
                 manager = client.messages.stream(**request, timeout=state.call_timeout())
                 events = manager.__enter__()
@@ -163,8 +171,10 @@ def _call_sync(
                 if message is None:
                     _account_cut_stream(state, plan, call, events)
                 manager.__exit__(None, None, None)
+            gating.settle(state, admission, plan, message=message, headers=gating.response_headers(events))
             return call, plan, message
         except retry.ATTEMPT_ERRORS as exc:
+            gating.settle(state, admission, plan, error=exc, usage=gating.cut_usage(events) if events else None)
             failed = _after_failure(state, plan, call, exc, attempt)
             if isinstance(failed, Stop):
                 return call, plan, failed
@@ -172,7 +182,14 @@ def _call_sync(
             yield retrying
             time.sleep(retrying.wait_s)
             attempt += 1
+            admitted = gating.admit(state, plan)
+            if isinstance(admitted, Stop):
+                state.recorder.end_call(call, exc=exc)
+                return call, plan, admitted
+            plan, admission = admitted
+            gating.waited(call, admission)
         except BaseException as exc:
+            gating.settle(state, admission, plan, error=exc, usage=gating.cut_usage(events) if events else None)
             state.recorder.end_call(call, exc=exc)
             raise
 
@@ -230,6 +247,8 @@ def _loop_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
     stop = state.check_task()
     while stop is None:
         route = state.route()
+        if not isinstance(route, Stop):
+            route = gating.route(state, route)
         if isinstance(route, Stop):
             return route
         planned = state.plan(route)
@@ -238,7 +257,12 @@ def _loop_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
         if isinstance(planned, Stop):
             return planned
         assert isinstance(planned, CallPlan)
-        call, planned, outcome = yield from _call_sync(state, client, planned, stream)
+        admitted = gating.admit(state, planned)
+        if isinstance(admitted, Stop):
+            state.iterations -= 1  # planned, never made
+            return admitted
+        planned, admission = admitted
+        call, planned, outcome = yield from _call_sync(state, client, planned, stream, admission)
         if isinstance(outcome, Stop):
             return outcome
         next_step, warnings = _after_message(state, planned, call, outcome)
@@ -271,6 +295,9 @@ def drive_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
 
 
 # --- async ----------------------------------------------------------------------------------------
+_background: set[asyncio.Future[None]] = set()  # settlements of cancelled calls, kept alive until done
+
+
 def _deadline(state: RunState) -> float | None:
     left = state.guards.time_left()
     return None if left is None else asyncio.get_running_loop().time() + max(left, 0.0)
@@ -296,32 +323,29 @@ async def _call_async(
     plan: CallPlan,
     stream: bool,
     emit: Callable[[RunEvent], None],
+    admission: Admission | None = None,
 ) -> tuple[CallObservation | None, CallPlan, Message | Stop]:
     """``_call_sync`` for asyncio; text deltas and retries go to ``emit`` for the generator to yield."""
     call = _start_call(state, plan, stream)
+    gating.waited(call, admission)
     span = call.span if call else None
     attempt = 0
     while True:
         request = state.request(plan)
+        streams: list[Any] = []  # the attempt's stream, once opened (a cut stream was billed)
         try:
             with state.recorder.activate(span):
                 async with asyncio.timeout_at(_deadline(state)):
                     if not stream:
-                        return call, plan, await client.messages.create(**request, timeout=state.call_timeout())
-                    async with client.messages.stream(**request, timeout=state.call_timeout()) as events:
-                        message = None
-                        try:
-                            async for event in events:
-                                state.recorder.first_chunk(call)
-                                text = _text_delta(event)
-                                if text:
-                                    emit(TextDelta(text, plan.iteration))
-                            message = await events.get_final_message()
-                        finally:
-                            if message is None:
-                                _account_cut_stream(state, plan, call, events)
-                        return call, plan, message
+                        if admission is None:
+                            return call, plan, await client.messages.create(**request, timeout=state.call_timeout())
+                        raw = await client.messages.with_raw_response.create(**request, timeout=state.call_timeout())
+                        message, headers = await raw.parse(), raw.headers
+                    else:
+                        message, headers = await _stream_async(state, client, plan, request, call, emit, streams)
         except retry.ATTEMPT_ERRORS as exc:
+            cut = gating.cut_usage(streams[-1]) if streams else None
+            await gating.asettle(state, admission, plan, error=exc, usage=cut)
             failed = _after_failure(state, plan, call, exc, attempt)
             if isinstance(failed, Stop):
                 return call, plan, failed
@@ -329,9 +353,49 @@ async def _call_async(
             emit(retrying)
             await asyncio.sleep(retrying.wait_s)
             attempt += 1
+            admitted = await gating.aadmit(state, plan)
+            if isinstance(admitted, Stop):
+                state.recorder.end_call(call, exc=exc)
+                return call, plan, admitted
+            plan, admission = admitted
+            gating.waited(call, admission)
+            continue
         except BaseException as exc:
+            if admission is not None:  # cancelled: settle off the cancelled task, never blocking the loop
+                cut = gating.cut_usage(streams[-1]) if streams else None
+                settling = asyncio.ensure_future(gating.asettle(state, admission, plan, error=exc, usage=cut))
+                _background.add(settling)
+                settling.add_done_callback(_background.discard)
             state.recorder.end_call(call, exc=exc)
             raise
+        await gating.asettle(state, admission, plan, message=message, headers=headers)
+        return call, plan, message
+
+
+async def _stream_async(
+    state: RunState,
+    client: anthropic.AsyncAnthropic,
+    plan: CallPlan,
+    request: dict[str, Any],
+    call: CallObservation | None,
+    emit: Callable[[RunEvent], None],
+    streams: list[Any],
+) -> tuple[Message, Any]:
+    """One streamed attempt: its final message and its response headers."""
+    async with client.messages.stream(**request, timeout=state.call_timeout()) as events:
+        streams.append(events)
+        message = None
+        try:
+            async for event in events:
+                state.recorder.first_chunk(call)
+                text = _text_delta(event)
+                if text:
+                    emit(TextDelta(text, plan.iteration))
+            message = await events.get_final_message()
+        finally:
+            if message is None:
+                _account_cut_stream(state, plan, call, events)
+    return message, gating.response_headers(events)
 
 
 async def _tool_async(state: RunState, use: ToolUse) -> ToolOutcome:
@@ -356,6 +420,8 @@ async def _loop_async(
     stop = state.check_task()
     while stop is None:
         route = state.route()
+        if not isinstance(route, Stop):
+            route = await gating.aroute(state, route)
         if isinstance(route, Stop):
             yield route
             return
@@ -366,10 +432,16 @@ async def _loop_async(
             yield planned
             return
         assert isinstance(planned, CallPlan)
+        admitted = await gating.aadmit(state, planned)
+        if isinstance(admitted, Stop):
+            state.iterations -= 1  # planned, never made
+            yield admitted
+            return
+        planned, admission = admitted
         pending: list[RunEvent] = []
         if stream:  # the call runs as its own task so its text deltas are yielded as they arrive
             queue: asyncio.Queue[RunEvent] = asyncio.Queue()
-            call_task = asyncio.ensure_future(_call_async(state, client, planned, stream, queue.put_nowait))
+            call_task = asyncio.ensure_future(_call_async(state, client, planned, stream, queue.put_nowait, admission))
             getter: asyncio.Future[RunEvent] | None = None
             try:
                 while not call_task.done() or not queue.empty():
@@ -390,7 +462,7 @@ async def _loop_async(
                     await asyncio.wait([call_task])  # its chat span ends before the run's span does
             call, planned, outcome = call_task.result()
         else:
-            call, planned, outcome = await _call_async(state, client, planned, stream, pending.append)
+            call, planned, outcome = await _call_async(state, client, planned, stream, pending.append, admission)
         for event in pending:
             yield event
         if isinstance(outcome, Stop):

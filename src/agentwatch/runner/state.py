@@ -118,6 +118,7 @@ class RunState:
     task: str
     recorder: RunRecorder
     base_url: str
+    tenant: str | None = None  # whose fleet budget the run is charged to (Agent(gate=...))
     guards: Guards = field(init=False)
     messages: list[dict[str, Any]] = field(init=False)
     usage: Usage = field(default_factory=Usage)
