@@ -92,6 +92,8 @@ class TenantBudget:
     (an IANA name). With ``per_agent`` each agent of a tenant has its own budget of that size. Runs
     with no tenant are not charged to any tenant budget. ``reservation_ttl_s`` is how long a call's
     reservation outlives a process that died holding it (longer than the slowest call).
+    When the call would fit once calls in flight settle (their reservations are worst cases), it waits
+    for them, at most ``max_wait_s`` and never past the run's deadline, instead of being refused.
     ``on_store_error``: ``fail_closed`` (default: no spend that cannot be counted) or ``fail_open``.
     """
 
@@ -101,6 +103,7 @@ class TenantBudget:
     per_agent: bool = False
     tenant_limits_usd: Mapping[str, float | None] = field(default_factory=dict)
     reservation_ttl_s: float = 900.0
+    max_wait_s: float = 30.0
     min_output_tokens: int = 64
     on_store_error: Policy | str = Policy.FAIL_CLOSED
 

@@ -362,17 +362,27 @@ class FleetGate:
             int(budget.reservation_ttl_s * 1000),
             key_ttl,
         )
-        reply = yield _Script("reserve", keys, args)
         label = {n.AW_TENANT: request.tenant, n.AW_BUDGET_PERIOD: budget.period}
         if budget.per_agent:
             label[n.GEN_AI_AGENT_NAME] = request.agent
-        if isinstance(reply, _Down):
-            self._down("reserve", budget.on_store_error, reply)  # type: ignore[arg-type]
-            if budget.on_store_error is Policy.FAIL_OPEN:
-                return ticket, request.max_tokens
-            return self._store_stop(n.GUARD_TENANT_BUDGET, StopReason.TENANT_BUDGET)
-        granted, spent, reserved = int(reply[0]), from_nano(reply[1]), from_nano(reply[2])
-        self._observe_budget(label, limit, spent, reserved)
+        smallest = from_nano(input_nano) + min(budget.min_output_tokens, request.max_tokens) * rate / 1e9
+        wait_budget = budget.max_wait_s if request.time_left_s is None else min(budget.max_wait_s, request.time_left_s)
+        started = time.monotonic()
+        while True:
+            reply = yield _Script("reserve", keys, args)
+            if isinstance(reply, _Down):
+                self._down("reserve", budget.on_store_error, reply)  # type: ignore[arg-type]
+                if budget.on_store_error is Policy.FAIL_OPEN:
+                    return ticket, request.max_tokens
+                return self._store_stop(n.GUARD_TENANT_BUDGET, StopReason.TENANT_BUDGET)
+            granted, spent, reserved = int(reply[0]), from_nano(reply[1]), from_nano(reply[2])
+            self._observe_budget(label, limit, spent, reserved)
+            if granted > 0 or reserved <= 0 or limit - spent < smallest:
+                break  # admitted, or refused for good: calls in flight settling would not make room
+            pause = random.uniform(0.02, 0.1)
+            if time.monotonic() - started + pause > wait_budget:
+                break
+            yield _Sleep(pause)  # calls in flight hold worst cases: wait for them to settle
         if granted <= 0:
             left = max(limit - spent - reserved, 0.0)
             retry = max((reset - now).total_seconds(), 0.0)

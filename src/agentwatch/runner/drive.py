@@ -268,7 +268,7 @@ def _loop_sync(state: RunState, client: anthropic.Anthropic, stream: bool) -> Ge
         next_step, warnings = _after_message(state, planned, call, outcome)
         yield from warnings
         if isinstance(next_step, Stop):
-            return next_step
+            return gating.relabel(state, planned, next_step)
         if next_step:
             yield from _tools_sync(state, next_step)
     return stop
@@ -472,7 +472,7 @@ async def _loop_async(
         for warning in warnings:
             yield warning
         if isinstance(next_step, Stop):
-            yield next_step
+            yield gating.relabel(state, planned, next_step)
             return
         if next_step:
             for use in next_step:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agentwatch.result import Usage
+from agentwatch.result import StopReason, Usage
 from agentwatch.runner.gate import Admission, CallRequest, Settlement
 from agentwatch.runner.guards import Stop
 from agentwatch.runner.routing import Route
@@ -58,12 +58,27 @@ async def aroute(state: RunState, chosen: Route) -> Route | Stop:
     return chosen if gate is None else await gate.aroute(chosen, route_request(state, chosen))
 
 
-def _admitted(plan: CallPlan, admission: Admission | Stop) -> tuple[CallPlan, Admission] | Stop:
+def _admitted(state: RunState, plan: CallPlan, admission: Admission | Stop) -> tuple[CallPlan, Admission] | Stop:
+    state.gate_max_tokens = None
     if isinstance(admission, Stop):
         return admission
     if admission.max_tokens < plan.max_tokens:
         plan = replace(plan, max_tokens=max(admission.max_tokens, 1))
+        state.gate_max_tokens = plan.max_tokens
     return plan, admission
+
+
+def relabel(state: RunState, plan: CallPlan, stop: Stop) -> Stop:
+    """A reply cut at the ``max_tokens`` the gate lowered: the fleet budget stopped it, not the run's own."""
+    if state.gate_max_tokens is None or plan.max_tokens != state.gate_max_tokens:
+        return stop
+    if stop.reason not in (StopReason.TOKEN_BUDGET, StopReason.COST_BUDGET):
+        return stop
+    return Stop(
+        StopReason.TENANT_BUDGET,
+        f"the reply was cut at {plan.max_tokens:,} tokens to stay within the fleet budget of tenant {state.tenant!r}",
+        "tenant_budget",
+    )
 
 
 def admit(state: RunState, plan: CallPlan) -> tuple[CallPlan, Admission | None] | Stop:
@@ -71,7 +86,7 @@ def admit(state: RunState, plan: CallPlan) -> tuple[CallPlan, Admission | None] 
     if gate is None:
         return plan, None
     request = plan_request(state, plan)
-    return _admitted(plan, gate.admit(request))
+    return _admitted(state, plan, gate.admit(request))
 
 
 async def aadmit(state: RunState, plan: CallPlan) -> tuple[CallPlan, Admission | None] | Stop:
@@ -79,7 +94,7 @@ async def aadmit(state: RunState, plan: CallPlan) -> tuple[CallPlan, Admission |
     if gate is None:
         return plan, None
     request = plan_request(state, plan)
-    return _admitted(plan, await gate.aadmit(request))
+    return _admitted(state, plan, await gate.aadmit(request))
 
 
 def waited(call: Any, admission: Admission | None) -> None:
