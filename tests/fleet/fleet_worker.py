@@ -32,7 +32,7 @@ def make_gate(config: dict[str, Any]) -> FleetGate:
 
 async def run(command: dict[str, Any], gates: dict[str, FleetGate]) -> dict[str, Any]:
     key = json.dumps(command["gate"], sort_keys=True)
-    gate = gates.get(key) or gates.setdefault(key, make_gate(command["gate"]))
+    gate = None if command["gate"] is None else gates.get(key) or gates.setdefault(key, make_gate(command["gate"]))
     options = command.get("agent", {})
     agent = Agent(
         name=options.get("name", "fleet-test"),

@@ -415,17 +415,19 @@ class FleetGate:
         wanted = (1, max(request.input_tokens, 0), max_tokens)
         budget_s = limits.max_wait_s if request.time_left_s is None else min(limits.max_wait_s, request.time_left_s)
         started = time.monotonic()
+        waited = 0.0  # time asleep for capacity (0 when the first ask was granted)
         while True:
             reply = yield _Script("take", (bucket,), (*wanted, *caps))
             if isinstance(reply, _Down):
                 self._down("take", limits.on_store_error, reply)  # type: ignore[arg-type]
                 if limits.on_store_error is Policy.FAIL_OPEN:
-                    return ticket, time.monotonic() - started
+                    return ticket, waited
                 return self._store_stop(n.GUARD_RATE_LIMIT, StopReason.ERROR)
             verdict, value = int(reply[0]), int(reply[1])
-            waited = time.monotonic() - started
+            if waited:
+                waited = time.monotonic() - started
             if verdict == 1:
-                if waited > 0.0005:
+                if waited:
                     self._waits.record(waited, {n.GEN_AI_REQUEST_MODEL: request.model})
                 return _replace(ticket, bucket=bucket, taken=wanted), waited
             if verdict == -1:
@@ -437,6 +439,7 @@ class FleetGate:
                     "rate_limit",
                 )
             wait_s = value / 1000 + random.uniform(0.0, 0.05)  # jitter: replicas do not retry in lockstep
+            waited = time.monotonic() - started
             if waited + wait_s > budget_s:
                 self._waits.record(waited, {n.GEN_AI_REQUEST_MODEL: request.model})
                 deadline = "the run's time left" if request.time_left_s is not None else f"{limits.max_wait_s:g}s"
@@ -484,7 +487,7 @@ class FleetGate:
             else:
                 refund = (0, input_tokens, output_tokens)
             learned = rl_mod.Learned.from_headers(headers) if self.rate_limit.learn_from_headers else None
-            learned = learned or rl_mod.Learned()
+            learned = learned.scaled(self.rate_limit.learned_headroom) if learned else rl_mod.Learned()
             give = (*refund, *learned.capacities, *learned.remaining, block_ms)
             reply = yield _Script("give", (ticket.bucket,), give)
             if isinstance(reply, _Down):

@@ -123,18 +123,24 @@ class RateLimit:
     """Shared per-model rate limits: ``limits`` maps a model prefix (or ``"*"``) to its ``ModelLimits``.
 
     With ``learn_from_headers`` (default), models with no configured limit take the limits the API
-    reports in its ``anthropic-ratelimit-*`` headers, and every response's ``remaining`` lowers the
-    shared bucket to the API's own view. A call waits at most ``max_wait_s`` (and never past the run's
+    reports in its ``anthropic-ratelimit-*`` headers, times ``learned_headroom`` (the API's bucket and
+    the fleet's do not refill in phase; other clients may share the organisation's limit), and every
+    response's ``remaining`` lowers the shared bucket to the API's own view. Configure limits with the
+    same headroom (about 90% of the API's): a fleet bucket exactly at the API's limit refills in step
+    with it and can still be refused at the boundary. A call waits at most ``max_wait_s`` (and never past the run's
     deadline) for capacity. ``on_store_error``: ``fail_open`` (default: the API's own limits and the
     runner's retries still apply) or ``fail_closed``.
     """
 
     limits: Mapping[str, ModelLimits] = field(default_factory=dict)
     learn_from_headers: bool = True
+    learned_headroom: float = 0.9
     max_wait_s: float = 120.0
     on_store_error: Policy | str = Policy.FAIL_OPEN
 
     def __post_init__(self) -> None:
+        if not 0 < self.learned_headroom <= 1:
+            raise ValueError(f"RateLimit.learned_headroom must be in (0, 1], got {self.learned_headroom!r}")
         object.__setattr__(self, "on_store_error", policy_of(self.on_store_error))
         object.__setattr__(self, "limits", dict(self.limits))
 
@@ -155,6 +161,10 @@ class Learned:
 
     capacities: tuple[int, int, int] = (0, 0, 0)
     remaining: tuple[int, int, int] = (-1, -1, -1)
+
+    def scaled(self, headroom: float) -> Learned:
+        caps = tuple(max(int(c * headroom), 1) if c > 0 else 0 for c in self.capacities)
+        return Learned((caps[0], caps[1], caps[2]), self.remaining)
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str] | None) -> Learned | None:
