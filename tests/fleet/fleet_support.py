@@ -52,7 +52,9 @@ class Replica:
             line = self._lines.get(timeout=timeout)
         except Empty:
             raise AssertionError(f"{self.name} did not answer within {timeout:.0f} s") from None
-        return json.loads(line)  # type: ignore[no-any-return]
+        answer: dict[str, Any] = json.loads(line)
+        assert "error" not in answer, f"{self.name} failed:\n{answer['error']}"
+        return answer
 
     def send(self, command: dict[str, Any]) -> None:
         assert self.process.stdin is not None

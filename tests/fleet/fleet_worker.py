@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import traceback
 from typing import Any
 
 import anthropic
@@ -69,7 +70,10 @@ async def main() -> None:
         if not line:
             return
         command = json.loads(line)
-        answer = await run(command, gates)
+        try:
+            answer = await run(command, gates)
+        except Exception:
+            answer = {"error": traceback.format_exc()}
         if not command.get("hold"):
             print(json.dumps(answer), flush=True)
 

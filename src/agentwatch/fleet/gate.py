@@ -281,7 +281,6 @@ class FleetGate:
             StopReason.CIRCUIT_OPEN,
             f"the circuit for {model} at {base_url} is open ({why or 'failing'}){tail}; try again in about "
             f"{math.ceil(wait)}s",
-            "circuit",
             retry_after_s=round(wait, 3),
         )
 
