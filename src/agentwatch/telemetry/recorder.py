@@ -292,6 +292,7 @@ class RunRecorder:
                 StopReason.TOKEN_BUDGET: "tokens",
                 StopReason.COST_BUDGET: "cost",
                 StopReason.TIMEOUT: "timeout",
+                StopReason.TENANT_BUDGET: "tenant_budget",
             }[result.stop_reason]
             m.budget_stops.add(1, {**self.base_metric_attrs, n.AW_BUDGET_KIND: kind}, ctx)
         level = logging.ERROR if result.stop_reason is StopReason.ERROR else logging.INFO
