@@ -236,11 +236,12 @@ class RunRegistry:
     async def _run(self, run: Run, task: str, conversation_id: str | None) -> None:
         _current_run.set(run)  # the task has its own copy of the context
         with contextlib.suppress(asyncio.CancelledError):  # cancelled by us: _settle records the result
-            run._finish(await self.agent.arun(task, client=self.client, conversation_id=conversation_id))
+            result = await self.agent.arun(task, client=self.client, conversation_id=conversation_id, tenant=run.tenant)
+            run._finish(result)
 
     async def _stream(self, run: Run, task: str, conversation_id: str | None) -> None:
         _current_run.set(run)
-        events = self.agent.astream(task, client=self.client, conversation_id=conversation_id)
+        events = self.agent.astream(task, client=self.client, conversation_id=conversation_id, tenant=run.tenant)
         try:
             async for event in events:
                 run._observe(event)
