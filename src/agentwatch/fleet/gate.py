@@ -58,6 +58,7 @@ _GUARD_OF = {
     "release": n.GUARD_CIRCUIT,
 }
 _STORE_DOWN_RETRY_S = 5.0
+_POLL_S = 0.25  # the longest a waiting call sleeps before asking the shared bucket again
 
 
 @dataclass(frozen=True)
@@ -449,7 +450,7 @@ class FleetGate:
                     "rate_limit",
                     retry_after_s=round(value / 1000, 3),
                 )
-            yield _Sleep(wait_s)
+            yield _Sleep(min(wait_s, _POLL_S))  # calls settling give back unused tokens: look again soon
 
     def _release(self, ticket: _Ticket) -> Flow:
         """Give back what an admission that will not be sent took."""
