@@ -19,6 +19,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import anthropic
 from opentelemetry import trace
@@ -522,7 +523,7 @@ class FleetGate:
 
     def _observe_circuit(self, model: str, base_url: str, state: str) -> None:
         try:
-            host = base_url.split("://", 1)[-1].split("/", 1)[0]
+            host = urlsplit(base_url).hostname or base_url
             self._circuit_state.set(
                 n.CIRCUIT_STATE_VALUES.get(state, 0), {n.GEN_AI_REQUEST_MODEL: model, n.SERVER_ADDRESS: host}
             )
