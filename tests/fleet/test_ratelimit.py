@@ -65,3 +65,33 @@ def test_limits_learned_from_headers_stop_the_429s_after_the_first_burst(
     first_burst, after = sent[:runs], sent[runs:]
     assert first_burst.count(429) <= runs - RPM + 2  # before anything was learned: what the API refused
     assert after.count(429) <= 1, f"after the first burst: {after.count(429)} 429s in {len(after)} calls"
+
+
+def test_streamed_calls_teach_the_limits_from_their_response_headers(redis_server: RedisServer) -> None:
+    import asyncio
+
+    import anthropic
+
+    from agentwatch import Agent
+    from agentwatch.fleet import FleetGate, RateLimit
+    from agentwatch.runner.events import RunFinished
+
+    agent = Agent(name="fleet-stream", model=MODEL, gate=FleetGate(redis_server.url, rate_limit=RateLimit()))
+    bucket = f"agentwatch:fleet:ratelimit:{MODEL}"
+    with _limited_sim() as sim:
+        client = anthropic.Anthropic(base_url=sim.base_url, api_key="test-key")
+        events = list(agent.stream("What is 2 * 3?", client=client))
+        assert isinstance(events[-1], RunFinished) and events[-1].result.stop_reason is StopReason.END_TURN
+        learned = redis_server.client().hgetall(bucket)
+        assert int(learned[b"c:requests"]) == RPM * 9 // 10  # the API's limit, with headroom
+        redis_server.client().delete(bucket)
+
+        async def astream() -> StopReason:
+            aclient = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="test-key")
+            async for event in agent.astream("What is 3 * 4?", client=aclient):
+                if isinstance(event, RunFinished):
+                    return event.result.stop_reason
+            raise AssertionError("no RunFinished")
+
+        assert asyncio.run(astream()) is StopReason.END_TURN
+        assert int(redis_server.client().hget(bucket, "c:requests") or 0) == RPM * 9 // 10

@@ -33,7 +33,9 @@ def test_budget_gauges_rate_limit_waits_and_circuit_state_are_recorded(
         client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="test-key")
 
         async def both() -> list[StopReason]:
-            runs = await asyncio.gather(*(agent.arun(f"What is {i} * 9?", client=client, tenant="telemetry") for i in range(2)))
+            runs = await asyncio.gather(
+                *(agent.arun(f"What is {i} * 9?", client=client, tenant="telemetry") for i in range(2))
+            )
             return [r.stop_reason for r in runs]
 
         assert asyncio.run(both()) == [StopReason.END_TURN] * 2
