@@ -101,7 +101,7 @@ def test_a_reservation_held_by_a_killed_process_expires(redis_server: RedisServe
     with Simulator(faults=plan) as sim:
         holder.send(
             {
-                "gate": {"redis": redis_server.url, "budget": {"limit_usd": 0.01, "reservation_ttl_s": 5.0}},
+                "gate": {"redis": redis_server.url, "budget": {"limit_usd": 0.01, "reservation_ttl_s": 10.0}},
                 "agent": {"model": MODEL, "limits": {"max_tokens": 1024, "timeout_s": 600, "max_retries": 0}},
                 "sim": sim.base_url,
                 "tenant": "acme",
