@@ -178,7 +178,10 @@ class Agent:
         conversation_id: str | None = None,
         tenant: str | None = None,
     ) -> RunResult:
-        """Run ``task`` to the end (or to a guard) with a sync client; with none, one from the environment."""
+        """Run ``task`` to the end (or to a guard) with a sync client; with none, one from the environment.
+
+        ``tenant`` names whose fleet budget the run is charged to (with ``Agent(gate=...)``; else unused).
+        """
         for event in self._events(task, client, conversation_id, sse=False, tenant=tenant):
             if isinstance(event, RunFinished):
                 return event.result
