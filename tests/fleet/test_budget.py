@@ -151,3 +151,31 @@ def test_a_refused_run_says_which_budget_what_is_left_and_when_it_resets(redis_s
         other = agent.run("What is 2 * 3?", client=client, tenant="other")  # another tenant's budget is its own
         assert other.stop_reason is StopReason.END_TURN
         assert billed_usd(sim) <= 0.0005 + 0.0005 + 1e-9
+
+
+def test_periods_reset_at_local_midnight_and_the_first_of_the_month() -> None:
+    from datetime import UTC, datetime
+
+    day = TenantBudget(limit_usd=1.0, period="day", timezone="America/New_York")
+    period, reset = day.window(datetime(2026, 3, 8, 3, 30, tzinfo=UTC))  # 22:30 on the 7th in New York
+    assert period == "2026-03-07" and reset.isoformat() == "2026-03-08T00:00:00-05:00"
+    period, reset = day.window(datetime(2026, 3, 8, 12, 0, tzinfo=UTC))  # the day clocks go forward: 23 hours
+    assert period == "2026-03-08" and reset.isoformat() == "2026-03-09T00:00:00-04:00"
+    month = TenantBudget(limit_usd=1.0, period="month")
+    period, reset = month.window(datetime(2026, 12, 31, 23, 59, tzinfo=UTC))
+    assert period == "2026-12" and reset.isoformat() == "2027-01-01T00:00:00+00:00"
+
+
+def test_per_agent_budgets_are_separate_and_unset_tenants_are_not_charged(redis_server: RedisServer) -> None:
+    import anthropic
+
+    budget = TenantBudget(limit_usd=0.0, per_agent=True, tenant_limits_usd={"acme": 0.0, "rich": None})
+    gate = FleetGate(redis_server.url, budget=budget)
+    with Simulator() as sim:
+        client = anthropic.Anthropic(base_url=sim.base_url, api_key="test-key")
+        one = Agent(name="one", model=MODEL, gate=gate)
+        refused = one.run("What is 2 * 3?", client=client, tenant="acme")
+        assert refused.stop_reason is StopReason.TENANT_BUDGET
+        assert "daily budget of tenant 'acme' agent 'one' is spent" in refused.stop_detail
+        assert one.run("What is 2 * 3?", client=client, tenant="rich").stop_reason is StopReason.END_TURN  # unlimited
+        assert one.run("What is 2 * 3?", client=client).stop_reason is StopReason.END_TURN  # no tenant: not charged
