@@ -539,6 +539,7 @@ def cost_dashboard() -> dict[str, Any]:
             ],
             unit="percentunit",
         ),
+        *fleet_panels(L),
         row(L, "Spans before sampling"),
         timeseries(
             L,
@@ -583,6 +584,72 @@ def cost_dashboard() -> dict[str, Any]:
             }
         ],
     )
+
+
+def fleet_panels(L: Layout) -> list[dict[str, Any]]:
+    """Fleet guards (agentwatch.fleet, README "Fleet guards"): tenant budgets, shared rate limits, circuits.
+
+    Every replica reports the shared values it last read from Redis: spend is the max over replicas,
+    what remains the min."""
+    tenant = "agentwatch_tenant, agentwatch_budget_period"
+    return [
+        row(L, "Fleet guards"),
+        timeseries(
+            L,
+            "Tenant spend vs budget",
+            "Each tenant's spend in its fleet budget's current period, and the budget (alert TenantBudgetNearlySpent "
+            "at 80%).",
+            [
+                prom(f"max by ({tenant}) (agentwatch_tenant_spend_usd)", "{{agentwatch_tenant}} spent"),
+                prom(
+                    f"max by ({tenant}) (agentwatch_tenant_budget_limit_usd)",
+                    "{{agentwatch_tenant}} budget",
+                    ref="B",
+                ),
+            ],
+            unit="currencyUSD",
+        ),
+        timeseries(
+            L,
+            "Tenant budget remaining",
+            "What is left of each tenant's budget this period, reservations of calls in flight held back.",
+            [prom(f"min by ({tenant}) (agentwatch_tenant_budget_remaining_usd)", "{{agentwatch_tenant}}")],
+            unit="currencyUSD",
+        ),
+        timeseries(
+            L,
+            "Rate-limit waits p50 / p95",
+            "Time LLM calls waited for shared rate-limit capacity instead of collecting a 429, by model.",
+            quantiles("agentwatch_rate_limit_wait_duration_seconds_bucket", "gen_ai_request_model", "", qs=(0.5, 0.95)),
+            unit="s",
+        ),
+        timeseries(
+            L,
+            "Circuit state",
+            "0 closed, 1 half-open (a probe is out), 2 open (calls fail fast or go to the fallback; alert "
+            "ModelCircuitOpen), by model and API host.",
+            [
+                prom(
+                    "max by (gen_ai_request_model, server_address) (agentwatch_circuit_state)",
+                    "{{gen_ai_request_model}} @ {{server_address}}",
+                )
+            ],
+        ),
+        timeseries(
+            L,
+            "Fleet store errors",
+            "Guard decisions made without Redis, by guard and policy (fail_open: unguarded; fail_closed: stopped).",
+            [
+                prom(
+                    "sum by (agentwatch_fleet_guard, agentwatch_fleet_policy) "
+                    "(increase(agentwatch_fleet_store_errors_total[$__rate_interval]))",
+                    "{{agentwatch_fleet_guard}} {{agentwatch_fleet_policy}}",
+                )
+            ],
+            bars=True,
+            stacked=True,
+        ),
+    ]
 
 
 # --- "Agent runs" ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ NOT_AT_IMPORT = (
     "awslambdaric",
     "agentwatch.queue",
     "agentwatch.serverless",
+    "agentwatch.fleet",
 )
 
 

@@ -134,6 +134,7 @@ def start_worker_process(
 
 QUEUE_SERVICE = "agentwatch-e2e-worker"
 ENQUEUE_TRACED = Path(__file__).with_name("enqueue_traced.py")
+FLEET_WORKLOAD = Path(__file__).with_name("fleet_workload.py")
 # Calls the calculator every turn until the iteration budget (or the timeout) stops it: the tail sampler
 # keeps budget-stopped runs, so this trace is in Jaeger whatever the baseline rate.
 TRACED_TASK = "Keep checking [[loop]]"
@@ -151,7 +152,8 @@ class QueuedRun:
 def run_queue_workload(otlp_http_endpoint: str, workdir: Path) -> QueuedRun:
     """Queued runs through real Redis and a real worker exporting to the collector: three runs and one
     poison job, so every queue series (depth, oldest job age, time in queue, dead letters) has data, and
-    one run queued by a process exporting to the same collector, so its whole trace is in Jaeger."""
+    one run queued by a process exporting to the same collector, so its whole trace is in Jaeger. On the
+    same Redis, fleet-guarded runs (fleet_workload.py), so every fleet series has data too."""
     from agentwatch.queue import RunFailed, result, submit
     from agentwatch.sim import Simulator
 
@@ -176,6 +178,14 @@ def run_queue_workload(otlp_http_endpoint: str, workdir: Path) -> QueuedRun:
                     result(run_id, timeout=60, broker=server.url)
                 with contextlib.suppress(RunFailed):
                     result(poison, timeout=60, broker=server.url)
+                fleet = subprocess.run(  # fleet-guarded runs: every fleet series has data
+                    [sys.executable, str(FLEET_WORKLOAD), otlp_http_endpoint, server.url],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                if fleet.returncode != 0:
+                    raise RuntimeError(f"fleet_workload.py failed ({fleet.returncode}):\n{fleet.stderr[-3000:]}")
                 enqueuer = subprocess.Popen(
                     [sys.executable, str(ENQUEUE_TRACED), otlp_http_endpoint, server.url, agent, TRACED_TASK],
                     stdin=subprocess.PIPE,

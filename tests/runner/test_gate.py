@@ -99,8 +99,8 @@ async def test_admit_lowers_max_tokens_and_a_wait_is_a_span_event(fresh_sim, spa
     chats = [s for s in of_trace(spans.get_finished_spans(), result.trace_id) if s.name.startswith(n.OP_CHAT)]
     assert [s.attributes[n.GEN_AI_REQUEST_MAX_TOKENS] for s in chats] == [300] * result.iterations
     for chat in chats:
-        (wait,) = [e for e in chat.events if e.name == n.EVENT_RATELIMIT_WAIT]
-        assert wait.attributes[n.AW_RATELIMIT_WAITED_S] == 0.25
+        (wait,) = [e for e in chat.events if e.name == n.EVENT_RATE_LIMIT_WAIT]
+        assert wait.attributes[n.AW_RATE_LIMIT_WAIT_S] == 0.25
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -24,6 +24,7 @@ from agentwatch.runner.gate import Admission, CallRequest, Settlement
 from agentwatch.runner.guards import BudgetWarning, Stop
 from agentwatch.runner.spec import RunSpec
 from agentwatch.runner.state import CallPlan, NeedCount, RunState, ToolUse
+from agentwatch.telemetry import names as n
 from agentwatch.telemetry.content import redact
 from agentwatch.telemetry.recorder import CallObservation, RunRecorder, ToolObservation
 from agentwatch.tools import ToolOutcome
@@ -112,7 +113,9 @@ class RunCore:
             if isinstance(route, Stop):
                 return route
             if self.spec.gate is not None:
-                route = yield Gate(self.spec.gate, "route", (route, self._gate_request(route.model)))
+                route = yield Gate(
+                    self.spec.gate, "route", (route, self._gate_request(route.model)), self.recorder.activate()
+                )
                 if isinstance(route, Stop):
                     return route
             planned = state.plan(route)
@@ -173,7 +176,7 @@ class RunCore:
         failure: BaseException | None = None
         attempt = 0
         while True:
-            admitted = yield from self._admit(plan)
+            admitted = yield from self._admit(plan, call)
             if isinstance(admitted, Stop):
                 recorder.end_call(call, exc=failure)
                 return admitted
@@ -196,7 +199,7 @@ class RunCore:
                     functools.partial(self._cut, plan, call),
                 )
             except retry.ATTEMPT_ERRORS as exc:
-                yield from self._settle(error=exc, headers=_headers(exc))
+                yield from self._settle(call, error=exc, headers=_headers(exc))
                 decision = state.on_failure(exc, attempt)
                 retry_plan = state.plan_retry(plan) if decision.retry else None
                 if retry_plan is None or isinstance(retry_plan, Stop):
@@ -209,14 +212,16 @@ class RunCore:
                 plan, failure, attempt = retry_plan, exc, attempt + 1
                 continue
             except BaseException as exc:
-                yield from self._settle(error=exc, headers=_headers(exc))
+                yield from self._settle(call, error=exc, headers=_headers(exc))
                 recorder.end_call(call, exc=exc)
                 raise
             usage, cost, next_step = state.on_message(plan, reply.message)
+            if self._ticket is not None and self._ticket.admission.max_tokens < self._ticket.request.max_tokens:
+                next_step = self._fleet_cut(next_step, plan)
             recorder.end_call(
                 call, message=reply.message, usage=usage, cost_usd=cost, output_blocks=state.messages[-1]["content"]
             )
-            yield from self._settle(usage=usage, cost_usd=cost, headers=reply.headers)
+            yield from self._settle(call, usage=usage, cost_usd=cost, headers=reply.headers)
             for warning in self._warnings(plan.iteration):
                 yield Emit(warning)
             return next_step
@@ -272,24 +277,36 @@ class RunCore:
             base_url=state.base_url,
             input_tokens=estimate,
             max_tokens=ceiling,
-            worst_case_usd=spec.pricing.cost(model, Usage(input_tokens=estimate, output_tokens=ceiling)),
+            worst_case_usd=state.guards.worst_case_usd(model, estimate, ceiling, spec.cache_prompt),
             time_left_s=state.guards.time_left(),
         )
 
-    def _admit(self, plan: CallPlan) -> Generator[Effect, Any, CallPlan | Stop]:
+    def _admit(self, plan: CallPlan, call: CallObservation | None) -> Generator[Effect, Any, CallPlan | Stop]:
         """The attempt as the gate admits it (``max_tokens`` never raised), or the gate's ``Stop``."""
         gate = self.spec.gate
         if gate is None:
             return plan
         request = self._gate_request(plan.route.model, plan.input_estimate, plan.max_tokens)
-        admission = yield Gate(gate, "admit", (request,))
+        admission = yield Gate(gate, "admit", (request,), self.recorder.activate(call.span if call else None))
         if isinstance(admission, Stop):
             return admission
         self._ticket = _Ticket(admission, request)
         return plan if admission.max_tokens >= plan.max_tokens else replace(plan, max_tokens=admission.max_tokens)
 
+    def _fleet_cut(self, next_step: list[ToolUse] | Stop | None, plan: CallPlan) -> list[ToolUse] | Stop | None:
+        """A reply cut at the ``max_tokens`` the gate lowered: the fleet budget stopped it, not the run's own."""
+        if not isinstance(next_step, Stop) or next_step.reason not in (StopReason.TOKEN_BUDGET, StopReason.COST_BUDGET):
+            return next_step
+        return Stop(
+            StopReason.TENANT_BUDGET,
+            f"the reply was cut at {plan.max_tokens:,} tokens to stay within the fleet budget "
+            f"of tenant {self.tenant!r}",
+            n.GUARD_TENANT_BUDGET,
+        )
+
     def _settle(
         self,
+        call: CallObservation | None,
         *,
         usage: Usage | None = None,
         cost_usd: float | None = None,
@@ -303,7 +320,7 @@ class RunCore:
         if error is not None and ticket.cut is not None:
             usage, cost_usd = ticket.cut
         settlement = Settlement(ticket.admission, ticket.request, usage, cost_usd, error, headers)
-        yield Gate(self.spec.gate, "settle", (settlement,))
+        yield Gate(self.spec.gate, "settle", (settlement,), self.recorder.activate(call.span if call else None))
 
     # --- tools ---------------------------------------------------------------------------------------
     def _tools(self, uses: list[ToolUse]) -> Steps:

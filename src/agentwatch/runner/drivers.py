@@ -83,7 +83,8 @@ def _perform(client: anthropic.Anthropic, effect: Effect) -> Any:
     if isinstance(effect, RunTools):
         return [_tool(effect, job) for job in effect.jobs]
     if isinstance(effect, Gate):
-        return getattr(effect.gate, effect.method)(*effect.args)
+        with effect.scope:
+            return getattr(effect.gate, effect.method)(*effect.args)
     assert isinstance(effect, Sleep)
     time.sleep(effect.seconds)
     return None
@@ -159,7 +160,8 @@ async def _aperform(client: anthropic.AsyncAnthropic, effect: Effect) -> Any:
     if isinstance(effect, RunTools):
         return await asyncio.gather(*(_atool(effect, job) for job in effect.jobs))
     if isinstance(effect, Gate):
-        return await getattr(effect.gate, "a" + effect.method)(*effect.args)
+        with effect.scope:
+            return await getattr(effect.gate, "a" + effect.method)(*effect.args)
     assert isinstance(effect, Sleep)
     await asyncio.sleep(effect.seconds)
     return None

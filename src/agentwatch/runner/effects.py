@@ -89,11 +89,13 @@ class RunTools:
 
 @dataclass(frozen=True)
 class Gate:
-    """Call ``gate.<method>(*args)`` (the sync form) or ``await gate.a<method>(*args)``. Outcome: its answer."""
+    """Call ``gate.<method>(*args)`` (the sync form) or ``await gate.a<method>(*args)`` in ``scope`` (the call's
+    span, so what the gate records lands on it). Outcome: its answer."""
 
     gate: CallGate
     method: Literal["route", "admit", "settle"]
     args: tuple[Any, ...]
+    scope: AbstractContextManager[None]
 
 
 Effect = Emit | CountTokens | CallModel | Sleep | RunTools | Gate

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agentwatch.cost import Pricing
+from agentwatch.cost import ModelPrice, Pricing
 from agentwatch.limits import Limits
 from agentwatch.result import StopReason, Usage
 
@@ -143,8 +143,7 @@ class Guards:
             rates = self.pricing.prices_for(model, input_tokens=input_tokens)  # long-context tiers cost more
             if rates is None:  # Agent construction refuses this; kept as a hard stop, never unlimited.
                 return Stop(StopReason.ERROR, f"model {model!r} has no known price for the cost budget", "cost")
-            input_rate = rates.dearest_input if cached else rates.input
-            input_cost = input_tokens * input_rate / 1e6
+            input_cost = input_tokens * _input_rate(rates, cached) / 1e6
             affordable = (cost_left - input_cost) * 1e6 / rates.output if rates.output > 0 else math.inf
             max_tokens = min(max_tokens, math.floor(affordable) if affordable < math.inf else max_tokens)
             if max_tokens < min(MIN_USEFUL_OUTPUT_TOKENS, limits.max_tokens):
@@ -155,6 +154,13 @@ class Guards:
                     "cost",
                 )
         return Allowance(max_tokens=max_tokens)
+
+    def worst_case_usd(self, model: str, input_tokens: int, max_tokens: int, cached: bool) -> float | None:
+        """What a call could cost at most (None without a known price): the gate reserves this much."""
+        rates = self.pricing.prices_for(model, input_tokens=input_tokens)
+        if rates is None:
+            return None
+        return (input_tokens * _input_rate(rates, cached) + max_tokens * rates.output) / 1e6
 
     def warnings(self) -> list[BudgetWarning]:
         """The token and cost budget warnings newly crossed by what the ledger holds. Never raises."""
@@ -178,3 +184,8 @@ class Guards:
             self._warned.add("iterations")
             return BudgetWarning("iterations", float(iteration), float(limit))
         return None
+
+
+def _input_rate(rates: ModelPrice, cached: bool) -> float:
+    """USD per million input tokens at worst: with prompt caching on, a token may be billed as a cache write."""
+    return rates.dearest_input if cached else rates.input

@@ -114,6 +114,8 @@ class RunState:
     spec: RunSpec
     task: str
     base_url: str
+    tenant: str | None = None  # whose fleet budget the run is charged to (Agent(gate=...))
+    gate_max_tokens: int | None = None  # the output cap the gate set on the current attempt, when it lowered it
     guards: Guards = field(init=False)
     messages: list[dict[str, Any]] = field(init=False)
     iterations: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from agentwatch.agent import Agent
+from agentwatch.result import RunResult, StopReason
 from agentwatch.serve.auth import HOW_TO_AUTHENTICATE, ApiKeys
 from agentwatch.serve.drain import Drain
 from agentwatch.serve.runs import EventsGone, Refused, Run, RunRegistry
@@ -71,6 +73,11 @@ class BackendProbe:
             self._ok = False
         self._checked_at = time.monotonic()
         return self._ok
+
+
+def _refused_by_fleet_budget(result: RunResult) -> bool:
+    """A run the tenant's fleet budget refused before any work (a run that did some returns it as usual)."""
+    return result.stop_reason is StopReason.TENANT_BUDGET and result.iterations == 0 and not result.tool_calls
 
 
 def _trace_headers(run_id: str | None = None) -> dict[str, str]:
@@ -198,7 +205,11 @@ class Service:
                 run.cancel("the client disconnected and asked for cancel_on_disconnect")
             waiter.cancel()
             return Response(status_code=499)  # nobody reads it; uvicorn drops it
-        return JSONResponse(result_json(waiter.result(), run.id), headers=_trace_headers(run.id))
+        result = waiter.result()
+        if _refused_by_fleet_budget(result):  # nothing was done: the caller should come back later
+            retry = {"Retry-After": str(max(1, math.ceil(result.retry_after_s or 1)))}
+            return error(429, "tenant_budget", result.stop_detail, {**_trace_headers(run.id), **retry})
+        return JSONResponse(result_json(result, run.id), headers=_trace_headers(run.id))
 
     async def submit_to_queue(self, run_request: RunRequest, tenant: str) -> Response:
         """``"mode": "async"`` / ``Prefer: respond-async``: queue the run, answer 202 with where its result will be.

@@ -60,6 +60,7 @@ class RequestRecord:
     body: dict[str, Any] = field(default_factory=dict)
     status: int | None = None  # None: no HTTP response (hang, drop)
     request_id: str = ""
+    usage: dict[str, Any] | None = None  # what the request was billed (the response's usage); None: nothing
 
 
 class _TooLarge(Exception):
@@ -336,6 +337,7 @@ class _Exchange:
         self.request_id = sim._next_id("req_", "request")
         self.fault: Fault | None = None
         self.admission: Admission | None = None
+        self.billed: dict[str, Any] | None = None
         self.headers = {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in self.request_headers.items()}
         self.fields = fields
 
@@ -350,6 +352,7 @@ class _Exchange:
                 body=self.fields,
                 status=status,
                 request_id=self.request_id,
+                usage=self.billed,
             )
         )
 
@@ -447,6 +450,7 @@ class _Exchange:
         full = protocol.message(msg_id, body["model"], reply, usage, used)
         if sim._limiter is not None and self.admission is not None:
             sim._limiter.settle(self.admission, usage.cache_read_input_tokens, used)
+        self.billed = full["usage"]
         self.record(200)
         if not self.stream:
             await asyncio.sleep(sim.first_chunk_s + sim.latency_s)

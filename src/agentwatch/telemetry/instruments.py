@@ -7,7 +7,7 @@ from functools import cache
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import Counter, Histogram, Meter, _Gauge
 from opentelemetry.util.types import Attributes
 
 from agentwatch import __version__
@@ -31,6 +31,11 @@ def histogram(spec: tuple[str, str], description: str, buckets: tuple[float, ...
 def counter(spec: tuple[str, str], description: str) -> Counter:
     name, unit = spec
     return _RedactedCounter(meter().create_counter(name, unit=unit, description=description))
+
+
+def gauge(spec: tuple[str, str], description: str) -> _Gauge:
+    name, unit = spec
+    return _RedactedGauge(meter().create_gauge(name, unit=unit, description=description))
 
 
 def _redacted(attributes: Attributes) -> Attributes:
@@ -58,6 +63,16 @@ class _RedactedHistogram(Histogram):
 
     def record(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
         self._inner.record(amount, _redacted(attributes), context)
+
+
+class _RedactedGauge(_Gauge):
+    """A synchronous gauge whose attribute values pass through the redactor before they are recorded."""
+
+    def __init__(self, inner: _Gauge) -> None:  # the API class has no state to set up
+        self._inner = inner
+
+    def set(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
+        self._inner.set(amount, _redacted(attributes), context)
 
 
 class Instruments:

@@ -131,7 +131,6 @@ AW_TOOL_TIMEOUT_S: Final = "agentwatch.tool.timeout_s"  # on the overrun event: 
 AW_TOOL_DURATION_S: Final = "agentwatch.tool.duration_s"  # on the overrun event: how long it really ran
 AW_RETRY_ATTEMPT: Final = "agentwatch.retry.attempt"
 AW_RETRY_WAIT_S: Final = "agentwatch.retry.wait_s"
-AW_RATELIMIT_WAITED_S: Final = "agentwatch.ratelimit.waited_s"  # time a CallGate held an attempt
 AW_EVAL_DATASET: Final = "agentwatch.eval.dataset"
 AW_EVAL_CASE: Final = "agentwatch.eval.case"
 AW_EVAL_OUTCOME: Final = "agentwatch.eval.outcome"
@@ -180,6 +179,21 @@ TRIGGER_HTTP: Final = "http"
 TRIGGER_PUBSUB: Final = "pubsub"
 TRIGGER_OTHER: Final = "other"
 
+# Fleet guards (agentwatch.fleet): metric labels and span event attributes.
+AW_FLEET_GUARD: Final = "agentwatch.fleet.guard"  # tenant_budget | rate_limit | circuit
+AW_FLEET_POLICY: Final = "agentwatch.fleet.policy"  # fail_open | fail_closed
+AW_BUDGET_PERIOD: Final = "agentwatch.budget.period"  # day | month
+AW_RATE_LIMIT_WAIT_S: Final = "agentwatch.rate_limit.wait_s"
+AW_CIRCUIT_STATE: Final = "agentwatch.circuit.state"  # closed | half_open | open
+GUARD_TENANT_BUDGET: Final = "tenant_budget"
+GUARD_RATE_LIMIT: Final = "rate_limit"
+GUARD_CIRCUIT: Final = "circuit"
+CIRCUIT_CLOSED: Final = "closed"
+CIRCUIT_HALF_OPEN: Final = "half_open"
+CIRCUIT_OPEN: Final = "open"
+# agentwatch.circuit.state gauge values, per state above.
+CIRCUIT_STATE_VALUES: Final = {CIRCUIT_CLOSED: 0, CIRCUIT_HALF_OPEN: 1, CIRCUIT_OPEN: 2}
+
 # Values of agentwatch.rollout.role.
 ROLE_PRIMARY: Final = "primary"
 ROLE_SHADOW: Final = "shadow"
@@ -212,8 +226,9 @@ EVENT_EXCEPTION: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+EVENT_CIRCUIT_STATE: Final = "agentwatch.circuit.state_change"  # a fleet circuit breaker changed state
+EVENT_RATE_LIMIT_WAIT: Final = "agentwatch.rate_limit.wait"  # a call waited for shared rate-limit capacity
 EVENT_TOOL_OVERRUN: Final = "agentwatch.tool.overrun"  # an async tool ran past its timeout (blocked the loop)
-EVENT_RATELIMIT_WAIT: Final = "agentwatch.ratelimit.wait"  # a CallGate waited for shared rate-limit room
 
 # --- metrics: (name, unit); Prometheus series in the comment -------------------------------------
 # Semantic-convention metrics.
@@ -250,6 +265,17 @@ M_QUEUE_DEPTH: Final = ("agentwatch.queue.depth", "{job}")  # agentwatch_queue_d
 M_QUEUE_OLDEST_AGE: Final = ("agentwatch.queue.oldest_job.age", "s")  # agentwatch_queue_oldest_job_age_seconds
 M_QUEUE_WAIT: Final = ("agentwatch.queue.wait.duration", "s")  # agentwatch_queue_wait_duration_seconds_*
 M_QUEUE_DEAD_LETTERS: Final = ("agentwatch.queue.dead_letters", "{job}")  # agentwatch_queue_dead_letters_total
+# Fleet guards (agentwatch.fleet). Tenant gauges are labelled agentwatch_tenant and agentwatch_budget_period
+# (one series per tenant with a fleet budget: the budgets configured bound the cardinality).
+M_FLEET_STORE_ERRORS: Final = ("agentwatch.fleet.store_errors", "{error}")  # agentwatch_fleet_store_errors_total
+M_TENANT_SPEND: Final = ("agentwatch.tenant.spend.usd", "{USD}")  # agentwatch_tenant_spend_usd (gauge)
+M_TENANT_BUDGET_LIMIT: Final = ("agentwatch.tenant.budget.limit.usd", "{USD}")  # agentwatch_tenant_budget_limit_usd
+M_TENANT_BUDGET_REMAINING: Final = ("agentwatch.tenant.budget.remaining.usd", "{USD}")
+# -> agentwatch_tenant_budget_remaining_usd (gauge)
+M_RATE_LIMIT_WAIT: Final = ("agentwatch.rate_limit.wait.duration", "s")
+# -> agentwatch_rate_limit_wait_duration_seconds_{bucket,sum,count}; labelled gen_ai_request_model
+M_CIRCUIT_STATE: Final = ("agentwatch.circuit.state", "{state}")
+# -> agentwatch_circuit_state (gauge: 0 closed, 1 half-open, 2 open); gen_ai_request_model, server_address
 
 # Bucket boundaries. Token and duration buckets are the conventions' advice.
 TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -284,4 +310,6 @@ LOG_CANARY_STORE_DOWN: Final = "canary_store_unavailable"
 LOG_CANARY_STORE_UP: Final = "canary_store_recovered"
 LOG_SERVE_DRAIN_START: Final = "serve_drain_start"
 LOG_SERVE_DRAIN_END: Final = "serve_drain_end"
+LOG_FLEET_STORE_UNAVAILABLE: Final = "fleet_store_unavailable"
+LOG_CIRCUIT_STATE: Final = "circuit_state"
 LOG_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"  # opt-in content event

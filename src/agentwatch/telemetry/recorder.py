@@ -292,7 +292,7 @@ class RunRecorder:
                 StopReason.TOKEN_BUDGET: "tokens",
                 StopReason.COST_BUDGET: "cost",
                 StopReason.TIMEOUT: "timeout",
-                StopReason.TENANT_BUDGET: "tenant",
+                StopReason.TENANT_BUDGET: n.GUARD_TENANT_BUDGET,
             }[result.stop_reason]
             m.budget_stops.add(1, {**self.base_metric_attrs, n.AW_BUDGET_KIND: kind}, ctx)
         level = logging.ERROR if result.stop_reason is StopReason.ERROR else logging.INFO
@@ -649,7 +649,7 @@ class RunRecorder:
     def rate_limit_wait(self, call: CallObservation | None, waited_s: float) -> None:
         """A ``CallGate`` held the call's attempt ``waited_s`` for shared rate-limit capacity."""
         if call is not None:
-            call.span.add_event(n.EVENT_RATELIMIT_WAIT, {n.AW_RATELIMIT_WAITED_S: round(waited_s, 4)})
+            call.span.add_event(n.EVENT_RATE_LIMIT_WAIT, {n.AW_RATE_LIMIT_WAIT_S: round(waited_s, 4)})
 
     # --- decisions -----------------------------------------------------------------------------------
     @never_raises

@@ -1,0 +1,60 @@
+"""Fleet-guarded runs from a process of their own exporting to the e2e collector, so every fleet series the
+dashboards and alert rules query has data (tenant spend/limit/remaining, rate-limit waits, circuit state,
+store errors).
+
+    python tests/e2e/fleet_workload.py OTLP_HTTP_ENDPOINT REDIS_URL
+
+Two concurrent runs share a tenant budget, a rate limit with room for one call's output at a time (the
+second waits) and a circuit; one more run goes through a gate whose Redis is unreachable (fail open), so
+the store-error counter counts. Prints ``{"stop_reasons": [...]}`` after the telemetry is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import anthropic
+
+from agentwatch import Agent, Limits
+from agentwatch.fleet import CircuitBreaker, FleetGate, ModelLimits, RateLimit, TenantBudget
+from agentwatch.sim import Simulator
+from agentwatch.telemetry import configure_telemetry
+
+MODEL = "claude-haiku-4-5-20251001"
+SERVICE = "agentwatch-e2e-fleet"
+
+
+async def runs(sim_url: str, redis_url: str) -> list[str]:
+    client = anthropic.AsyncAnthropic(base_url=sim_url, api_key="e2e-key")
+    gate = FleetGate(
+        redis_url,
+        budget=TenantBudget(limit_usd=1.0),
+        rate_limit=RateLimit({"claude-haiku": ModelLimits(output_tokens_per_minute=6000)}),
+        circuit=CircuitBreaker(),
+    )
+    agent = Agent(name="fleet-e2e", model=MODEL, gate=gate, limits=Limits(max_tokens=4096, timeout_s=60))
+    results = list(
+        await asyncio.gather(*(agent.arun(f"What is {i} * 9?", client=client, tenant="e2e") for i in range(2)))
+    )
+    down = FleetGate("redis://127.0.0.1:1/0", rate_limit=RateLimit(), circuit=CircuitBreaker())
+    results.append(await agent.replace(gate=down).arun("What is 3 * 9?", client=client, tenant="e2e"))
+    return [r.stop_reason.value for r in results]
+
+
+def main() -> int:
+    endpoint, redis_url = sys.argv[1:3]
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+    telemetry = configure_telemetry(SERVICE, install_signal_handler=False)
+    with Simulator(latency_s=0.3) as sim:
+        reasons = asyncio.run(runs(sim.base_url, redis_url))
+    telemetry.shutdown()  # exports the metrics
+    print(json.dumps({"stop_reasons": reasons}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
