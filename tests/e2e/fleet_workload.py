@@ -1,12 +1,14 @@
 """Fleet-guarded runs from a process of their own exporting to the e2e collector, so every fleet series the
 dashboards and alert rules query has data (tenant spend/limit/remaining, rate-limit waits, circuit state,
-store errors).
+store errors), and every shared-canary series too (a rollback, store errors).
 
     python tests/e2e/fleet_workload.py OTLP_HTTP_ENDPOINT REDIS_URL
 
 Two concurrent runs share a tenant budget, a rate limit with room for one call's output at a time (the
 second waits) and a circuit; one more run goes through a gate whose Redis is unreachable (fail open), so
-the store-error counter counts. Prints ``{"stop_reasons": [...]}`` after the telemetry is flushed.
+the store-error counter counts. Then a canary shared through the same Redis rolls back a candidate whose model
+the simulator fails, and one whose Redis is unreachable counts its store errors. Prints
+``{"stop_reasons": [...], "canary_states": [...]}`` after the telemetry is flushed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import anthropic
 
 from agentwatch import Agent, Limits
 from agentwatch.fleet import CircuitBreaker, FleetGate, ModelLimits, RateLimit, TenantBudget
-from agentwatch.sim import Simulator
+from agentwatch.rollout import Canary, CanaryGuards
+from agentwatch.rollout.redis_state import RedisCanaryStore
+from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.telemetry import configure_telemetry
 
 MODEL = "claude-haiku-4-5-20251001"
+CANDIDATE_MODEL = "claude-sonnet-4-6"  # the simulator fails every call to it
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 SERVICE = "agentwatch-e2e-fleet"
 
 
@@ -39,9 +45,24 @@ async def runs(sim_url: str, redis_url: str) -> list[str]:
     results = list(
         await asyncio.gather(*(agent.arun(f"What is {i} * 9?", client=client, tenant="e2e") for i in range(2)))
     )
-    down = FleetGate("redis://127.0.0.1:1/0", rate_limit=RateLimit(), circuit=CircuitBreaker())
+    down = FleetGate(UNREACHABLE_REDIS, rate_limit=RateLimit(), circuit=CircuitBreaker())
     results.append(await agent.replace(gate=down).arun("What is 3 * 9?", client=client, tenant="e2e"))
     return [r.stop_reason.value for r in results]
+
+
+def canaries(sim_url: str, redis_url: str) -> list[str]:
+    """A shared canary rolled back by its failing candidate, and one that cannot reach its store: their states."""
+    client = anthropic.Anthropic(base_url=sim_url, api_key="e2e-key", max_retries=0)
+    stable = Agent(name="canary-e2e", model=MODEL, version="v1", limits=Limits(max_retries=0, timeout_s=60))
+    candidate = stable.replace(model=CANDIDATE_MODEL, version="v2")
+    states = []
+    for salt, url in (("e2e", redis_url), ("e2e-down", UNREACHABLE_REDIS)):
+        store = RedisCanaryStore(url, poll_interval_s=0)
+        canary = Canary(stable, candidate, 1.0, CanaryGuards(max_error_rate=0.2), min_runs=2, salt=salt, store=store)
+        for i in range(3):
+            canary.run(f"What is {i} * 7?", key=f"user-{i}", client=client)
+        states.append(canary.state.value)
+    return states
 
 
 def main() -> int:
@@ -51,8 +72,10 @@ def main() -> int:
     telemetry = configure_telemetry(SERVICE, install_signal_handler=False)
     with Simulator(latency_s=0.3) as sim:
         reasons = asyncio.run(runs(sim.base_url, redis_url))
+        sim.faults = FaultPlan(rates={Fault.server_error(): 1.0}, only_models={CANDIDATE_MODEL})
+        canary_states = canaries(sim.base_url, redis_url)
     telemetry.shutdown()  # exports the metrics
-    print(json.dumps({"stop_reasons": reasons}), flush=True)
+    print(json.dumps({"stop_reasons": reasons, "canary_states": canary_states}), flush=True)
     return 0
 
 

@@ -153,7 +153,8 @@ def run_queue_workload(otlp_http_endpoint: str, workdir: Path) -> QueuedRun:
     """Queued runs through real Redis and a real worker exporting to the collector: three runs and one
     poison job, so every queue series (depth, oldest job age, time in queue, dead letters) has data, and
     one run queued by a process exporting to the same collector, so its whole trace is in Jaeger. On the
-    same Redis, fleet-guarded runs (fleet_workload.py), so every fleet series has data too."""
+    same Redis, fleet-guarded runs and shared canaries (fleet_workload.py), so every fleet and canary series
+    has data too."""
     from agentwatch.queue import RunFailed, result, submit
     from agentwatch.sim import Simulator
 
