@@ -587,13 +587,15 @@ def cost_dashboard() -> dict[str, Any]:
 
 
 def fleet_panels(L: Layout) -> list[dict[str, Any]]:
-    """Fleet guards (agentwatch.fleet, README "Fleet guards"): tenant budgets, shared rate limits, circuits.
+    """Fleet guards (agentwatch.fleet, README "Fleet guards"): tenant budgets, shared rate limits, circuits;
+    and the canaries shared through the same Redis.
 
     Every replica reports the shared values it last read from Redis: spend is the max over replicas,
     what remains the min."""
     tenant = "agentwatch_tenant, agentwatch_budget_period"
+    canary = "gen_ai_agent_name, agentwatch_rollout_candidate_version"
     return [
-        row(L, "Fleet guards"),
+        row(L, "Fleet guards and canaries"),
         timeseries(
             L,
             "Tenant spend vs budget",
@@ -648,6 +650,27 @@ def fleet_panels(L: Layout) -> list[dict[str, Any]]:
             ],
             bars=True,
             stacked=True,
+        ),
+        timeseries(
+            L,
+            "Canary ramp steps and rollbacks",
+            'Shared canaries (agentwatch.rollout, README "Evals and safe rollout"): ramp steps taken, by the share '
+            "they moved to, and rollbacks, by the guard that tripped (alert AgentCanaryRolledBack).",
+            [
+                prom(
+                    f"sum by ({canary}, agentwatch_canary_share) "
+                    "(increase(agentwatch_canary_step_total[$__rate_interval]))",
+                    "{{gen_ai_agent_name}} {{agentwatch_rollout_candidate_version}} to {{agentwatch_canary_share}}",
+                ),
+                prom(
+                    f"sum by ({canary}, agentwatch_rollout_guard) "
+                    "(increase(agentwatch_canary_rollbacks_total[$__rate_interval]))",
+                    "{{gen_ai_agent_name}} {{agentwatch_rollout_candidate_version}} rolled back "
+                    "({{agentwatch_rollout_guard}})",
+                    ref="B",
+                ),
+            ],
+            bars=True,
         ),
     ]
 

@@ -22,7 +22,7 @@ import anthropic
 
 from agentwatch import Agent, Limits
 from agentwatch.fleet import CircuitBreaker, FleetGate, ModelLimits, RateLimit, TenantBudget
-from agentwatch.rollout import Canary, CanaryGuards
+from agentwatch.rollout import Canary, CanaryGuards, CanaryState, Ramp
 from agentwatch.rollout.redis_state import RedisCanaryStore
 from agentwatch.sim import Fault, FaultPlan, Simulator
 from agentwatch.telemetry import configure_telemetry
@@ -51,7 +51,8 @@ async def runs(sim_url: str, redis_url: str) -> list[str]:
 
 
 def canaries(sim_url: str, redis_url: str) -> list[str]:
-    """A shared canary rolled back by its failing candidate, and one that cannot reach its store: their states."""
+    """A shared canary rolled back by its failing candidate, one that cannot reach its store, and one ramped up
+    to promotion: their states."""
     client = anthropic.Anthropic(base_url=sim_url, api_key="e2e-key", max_retries=0)
     stable = Agent(name="canary-e2e", model=MODEL, version="v1", limits=Limits(max_retries=0, timeout_s=60))
     candidate = stable.replace(model=CANDIDATE_MODEL, version="v2")
@@ -62,6 +63,21 @@ def canaries(sim_url: str, redis_url: str) -> list[str]:
         for i in range(3):
             canary.run(f"What is {i} * 7?", key=f"user-{i}", client=client)
         states.append(canary.state.value)
+    ramp = Ramp((0.5, 1.0), min_runs=1, min_seconds=0)  # a healthy candidate steps up to promotion
+    ramped = Canary(
+        stable,
+        stable.replace(version="v3"),
+        guards=CanaryGuards(max_error_rate=0.2),
+        min_runs=1,
+        salt="e2e-ramp",
+        ramp=ramp,
+        store=RedisCanaryStore(redis_url, poll_interval_s=0),
+    )
+    for i in range(40):
+        if ramped.state is CanaryState.PROMOTED:
+            break
+        ramped.run(f"What is {i} * 3?", key=f"user-{i}", client=client)
+    states.append(ramped.state.value)
     return states
 
 
