@@ -107,6 +107,7 @@ def start_worker_process(
     env = {
         "ANTHROPIC_BASE_URL": model_url,
         "ANTHROPIC_API_KEY": "test-key",
+        "AGENTWATCH_FLEET_REDIS_URL": broker,  # fleet guards share the queue's Redis, as in compose
         "OTEL_SERVICE_NAME": service_name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
         "OTEL_METRIC_EXPORT_INTERVAL": "500",

@@ -6,6 +6,7 @@ import os
 import signal
 
 from agentwatch import Agent, Limits, tool
+from agentwatch.fleet import FleetGate, TenantBudget
 from agentwatch.tools.builtins import calculator
 
 MODEL = "claude-haiku-4-5-20251001"
@@ -23,3 +24,10 @@ def crash(reason: str = "") -> str:
 
 
 crashy = Agent(name="queue-crashy", model=MODEL, tools=[calculator, crash], limits=Limits(timeout_s=6, max_retries=1))
+
+
+def budgeted() -> Agent:
+    """``calc`` behind a fleet budget in the worker's Redis (read from the environment when the worker loads
+    it): tenant ``broke`` has nothing to spend, every other tenant a dollar a day."""
+    budget = TenantBudget(limit_usd=1.0, tenant_limits_usd={"broke": 0.0})
+    return calc.replace(name="queue-budgeted", gate=FleetGate(budget=budget))

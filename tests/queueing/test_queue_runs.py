@@ -101,6 +101,19 @@ def test_a_budget_stop_is_a_result_not_a_retry(
     assert dead_letters(redis_server.client(), QUEUE) == []
 
 
+def test_a_queued_run_is_charged_to_the_tenant_it_was_submitted_for(
+    redis_server: RedisServer, start_worker: WorkerFactory, sim: Simulator
+) -> None:
+    start_worker("budgeted", sim)
+    budgeted = ref("budgeted")
+    paid = submit(budgeted, "What is 1234 * 5678?", broker=redis_server.url, tenant="acme")
+    refused = submit(budgeted, "What is 1234 * 5678?", broker=redis_server.url, tenant="broke")
+    assert result(paid, timeout=60, broker=redis_server.url).stop_reason is StopReason.END_TURN
+    run = result(refused, timeout=60, broker=redis_server.url)
+    assert run.stop_reason is StopReason.TENANT_BUDGET and "broke" in run.stop_detail
+    assert run.usage.total_tokens == 0 and dead_letters(redis_server.client(), QUEUE) == []
+
+
 def test_a_poison_job_lands_in_the_dead_letter_list(
     redis_server: RedisServer, start_worker: WorkerFactory, sim: Simulator, otlp: OtlpReceiver
 ) -> None:

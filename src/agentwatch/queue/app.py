@@ -65,14 +65,22 @@ def make_app(settings: QueueSettings, serves: tuple[str, ...] = ()) -> Celery:
     app.conf.update(settings.celery_config())
 
     @app.task(name=TASK_NAME, bind=True, shared=False, max_retries=settings.max_retries)  # type: ignore[untyped-decorator]
-    def run_agent(self: Task, agent_ref: str, task: str, enqueued_at: float) -> dict[str, Any]:
-        return _deliver(self, settings, serves, agent_ref, task, enqueued_at)
+    def run_agent(
+        self: Task, agent_ref: str, task: str, enqueued_at: float, tenant: str | None = None
+    ) -> dict[str, Any]:
+        return _deliver(self, settings, serves, agent_ref, task, enqueued_at, tenant)
 
     return app
 
 
 def _deliver(
-    job: Task, settings: QueueSettings, serves: tuple[str, ...], agent_ref: str, task: str, enqueued_at: float
+    job: Task,
+    settings: QueueSettings,
+    serves: tuple[str, ...],
+    agent_ref: str,
+    task: str,
+    enqueued_at: float,
+    tenant: str | None,
 ) -> dict[str, Any]:
     run_id: str = job.request.id
     client = jobs.connect(settings.broker_url)
@@ -98,6 +106,10 @@ def _deliver(
             )
         if not isinstance(task, str) or not task.strip():
             raise _Permanent(n.DEAD_INVALID_JOB, f"the task must be a non-empty string; got {task!r}")
+        if tenant is not None and not isinstance(tenant, str):
+            raise _Permanent(n.DEAD_INVALID_JOB, f"the tenant must be a string or absent; got {tenant!r}")
+        if tenant is not None:
+            span.set_attribute(n.AW_TENANT, tenant)
         agent = _agent(agent_ref)
         claim = jobs.Claim(client, run_id, settings.claim_lease_s)
         if not jobs.wait_for_claim(claim, lambda: stored.successful(), settings.visibility_timeout_s):
@@ -106,7 +118,7 @@ def _deliver(
             wait_s = max(time.time() - float(enqueued_at), 0.0)
             span.set_attribute(n.AW_QUEUE_WAIT_S, wait_s)
             wait_histogram().record(wait_s, {n.MESSAGING_DESTINATION_NAME: settings.queue})
-            return agent.run(task, client=_client()).to_dict()
+            return agent.run(task, client=_client(), tenant=tenant).to_dict()
         finally:
             claim.release()
     except (Retry, Reject):

@@ -73,16 +73,25 @@ def instrument_celery() -> None:
 
 
 def submit(
-    agent_ref: str, task: str, *, broker: str | None = None, run_id: str | None = None, queue: str = DEFAULT_QUEUE
+    agent_ref: str,
+    task: str,
+    *,
+    broker: str | None = None,
+    run_id: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    tenant: str | None = None,
 ) -> str:
     """Queue one run of the agent ``agent_ref`` (``module:attr`` or ``path/file.py:attr``) on ``task``.
 
     Returns the run id (a new one unless given: pass your own to make a resubmission idempotent).
+    ``tenant`` is whose fleet budget the run is charged to (``Agent(gate=...)``), as in ``Agent.run``.
     The current span (e.g. the HTTP request's) becomes the parent of the job's trace.
     Raises ``QueueUnavailable`` when Redis is down (nothing was queued; submit again later).
     """
     if not isinstance(task, str) or not task.strip():
         raise ValueError("task must be a non-empty string.")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise ValueError("tenant must be a non-empty string (or None for a run charged to no tenant).")
     if ":" not in agent_ref:
         raise ValueError(f"{agent_ref!r} is not an agent reference: write 'package.module:name' or 'file.py:name'.")
     url = resolve_broker(broker)
@@ -93,7 +102,7 @@ def submit(
         jobs.mark_submitted(jobs.connect(url), run_id, now)
         app.tasks[TASK_NAME].apply_async(
             args=[agent_ref, task],
-            kwargs={"enqueued_at": now},
+            kwargs={"enqueued_at": now, **({"tenant": tenant} if tenant is not None else {})},
             task_id=run_id,
             queue=queue,
             retry=True,

@@ -40,7 +40,7 @@ class QueuedRuns:
             connect(self.broker_url).set(self._tenant_key(run_id), tenant, ex=RESULT_EXPIRES_S)
         except redis.RedisError as exc:
             raise QueueUnavailable(f"cannot record run {run_id}: {type(exc).__name__}") from exc
-        return submit(self.agent_ref, task, broker=self.broker_url, run_id=run_id)
+        return submit(self.agent_ref, task, broker=self.broker_url, run_id=run_id, tenant=tenant)
 
     def result(self, run_id: str, tenant: str) -> RunResult:
         """The run's result now, or ``RunPending``, ``RunNotFound`` (also another tenant's), ``RunFailed``,
