@@ -20,7 +20,7 @@ def meter() -> Meter:
     return metrics.get_meter(n.INSTRUMENTATION_SCOPE, __version__, schema_url=n.SCHEMA_URL)
 
 
-def histogram(spec: tuple[str, str], description: str, buckets: tuple[float, ...]) -> Histogram:
+def histogram(spec: tuple[str, str], description: str, buckets: tuple[float, ...]) -> _RedactedHistogram:
     name, unit = spec
     inner = meter().create_histogram(
         name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
@@ -28,12 +28,12 @@ def histogram(spec: tuple[str, str], description: str, buckets: tuple[float, ...
     return _RedactedHistogram(inner)
 
 
-def counter(spec: tuple[str, str], description: str) -> Counter:
+def counter(spec: tuple[str, str], description: str) -> _RedactedCounter:
     name, unit = spec
     return _RedactedCounter(meter().create_counter(name, unit=unit, description=description))
 
 
-def _redacted(attributes: Attributes) -> Attributes:
+def redacted(attributes: Attributes) -> Attributes:
     """``attributes`` with every string value through the redactor (cached: label values repeat)."""
     if not attributes:
         return attributes
@@ -45,9 +45,11 @@ class _RedactedCounter(Counter):
 
     def __init__(self, inner: Counter) -> None:  # the API class has no state to set up
         self._inner = inner
+        # For attribute sets already passed through ``redacted`` (built once, reused): no second pass.
+        self.add_redacted = inner.add
 
     def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._inner.add(amount, _redacted(attributes), context)
+        self._inner.add(amount, redacted(attributes), context)
 
 
 class _RedactedHistogram(Histogram):
@@ -55,9 +57,11 @@ class _RedactedHistogram(Histogram):
 
     def __init__(self, inner: Histogram) -> None:  # the API class has no state to set up
         self._inner = inner
+        # For attribute sets already passed through ``redacted`` (built once, reused): no second pass.
+        self.record_redacted = inner.record
 
     def record(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._inner.record(amount, _redacted(attributes), context)
+        self._inner.record(amount, redacted(attributes), context)
 
 
 class Instruments:
