@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from opentelemetry import trace
 
-from agentwatch.telemetry.content import MASK, exception_attributes, redact
+from agentwatch.telemetry.content import MASK, exception_attributes, redact, redact_label
 from agentwatch.telemetry.names import LOG_RUN_END, LOGGER_NAME
 
 _REDACTED = "_agentwatch_redacted"  # set on a record once redact_record has run
@@ -89,13 +89,30 @@ def child_logger(suffix: str) -> logging.Logger:
     return child
 
 
+# Fields whose values repeat (names, models, outcomes): redacted once per distinct value (``redact_label``).
+_LABEL_FIELDS = frozenset(
+    {"event", "agent", "model", "version", "stop_reason", "finish_reason", "tool", "outcome", "error_type", "kind"}
+)
+
+
+def _redacted_field(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_label(value) if key in _LABEL_FIELDS else redact(value)
+    if isinstance(value, list | tuple) and any(isinstance(item, str) for item in value):
+        return [redact_label(item) if isinstance(item, str) else item for item in value]
+    return value
+
+
 def emit(level: int, message: str, fields: dict[str, Any]) -> None:
     """Log one record on the ``agentwatch`` logger with ``fields`` as record attributes.
 
     Builds the record directly (no caller lookup: the source line of a library record tells nobody
-    anything) and hands it to the logger's filters and handlers. The caller checks ``isEnabledFor``.
+    anything), redacted as it is built (the fields are known here, so ``redact_record`` has nothing left to
+    do), and hands it to the logger's filters and handlers. The caller checks ``isEnabledFor``.
     """
-    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=fields))
+    extra = {key: _redacted_field(key, value) for key, value in fields.items()}
+    extra[_REDACTED] = True
+    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, redact(message), None, None, extra=extra))
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
