@@ -38,11 +38,16 @@ def counter(spec: tuple[str, str], description: str) -> _RedactedCounter:
     return _RedactedCounter(meter().create_counter(name, unit=unit, description=description))
 
 
+class RedactedAttributes(dict[str, Any]):
+    """An attribute set whose string values went through the redactor already: recorded as it is, without a
+    second pass (the recorder builds these once per agent/model/outcome and reuses them on every point)."""
+
+
 def redacted(attributes: Attributes) -> Attributes:
     """``attributes`` with every string value through the redactor (cached: label values repeat)."""
-    if not attributes:
+    if not attributes or type(attributes) is RedactedAttributes:
         return attributes
-    return {k: redact_label(v) if isinstance(v, str) else v for k, v in attributes.items()}
+    return RedactedAttributes({k: redact_label(v) if isinstance(v, str) else v for k, v in attributes.items()})
 
 
 class _RedactedCounter(Counter):
@@ -50,8 +55,6 @@ class _RedactedCounter(Counter):
 
     def __init__(self, inner: Counter) -> None:  # the API class has no state to set up
         self._inner = inner
-        # For attribute sets already passed through ``redacted`` (built once, reused): no second pass.
-        self.add_redacted = inner.add
 
     def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
         self._inner.add(amount, redacted(attributes), context)
@@ -81,12 +84,10 @@ class _SummedCounter(Counter):
         self._lock = threading.Lock()  # another thread may have held it at fork time
 
     def add(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self.add_redacted(amount, redacted(attributes), context)
-
-    def add_redacted(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
-        """Add ``amount`` for ``attributes``, already redacted. Like the SDK, drops a negative or non-finite one."""
+        """Add ``amount`` for ``attributes``. Like the SDK, drops a negative or non-finite amount."""
         if amount < 0 or not math.isfinite(amount):
             return
+        attributes = redacted(attributes)
         key = frozenset(attributes.items()) if attributes else frozenset()
         with self._lock:
             entry = self._sums.get(key)
@@ -105,8 +106,6 @@ class _RedactedHistogram(Histogram):
 
     def __init__(self, inner: Histogram) -> None:  # the API class has no state to set up
         self._inner = inner
-        # For attribute sets already passed through ``redacted`` (built once, reused): no second pass.
-        self.record_redacted = inner.record
 
     def record(self, amount: int | float, attributes: Attributes = None, context: Context | None = None) -> None:
         self._inner.record(amount, redacted(attributes), context)

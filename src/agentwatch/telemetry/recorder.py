@@ -294,11 +294,11 @@ class RunRecorder:
         metric_attrs = _run_metric_attrs(self._base, result.stop_reason.value)
         m = self.metrics
         ctx = self._exemplar_context(span)
-        m.runs.add_redacted(1, metric_attrs, ctx)
-        m.run_duration.record_redacted(result.duration_s, metric_attrs, ctx)
-        m.run_iterations.record_redacted(result.iterations, _base_metric_attrs(self._base), ctx)
+        m.runs.add(1, metric_attrs, ctx)
+        m.run_duration.record(result.duration_s, metric_attrs, ctx)
+        m.run_iterations.record(result.iterations, _base_metric_attrs(self._base), ctx)
         if result.cost_usd is not None:
-            m.run_cost.record_redacted(result.cost_usd, metric_attrs, ctx)
+            m.run_cost.record(result.cost_usd, metric_attrs, ctx)
         if result.stop_reason in BUDGET_STOPS:
             kind = {
                 StopReason.MAX_ITERATIONS: "iterations",
@@ -480,14 +480,14 @@ class RunRecorder:
             attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             attributes[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
             attributes[n.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
-            self.metrics.token_usage.record_redacted(usage.total_input_tokens, input_attrs, ctx)
-            self.metrics.token_usage.record_redacted(usage.output_tokens, output_attrs, ctx)
+            self.metrics.token_usage.record(usage.total_input_tokens, input_attrs, ctx)
+            self.metrics.token_usage.record(usage.output_tokens, output_attrs, ctx)
         if cost_usd is not None:
             attributes[n.AW_CALL_COST_USD] = cost_usd
-            self.metrics.spend.add_redacted(cost_usd, spend_attrs, ctx)
+            self.metrics.spend.add(cost_usd, spend_attrs, ctx)
         if call.first_chunk_s is not None:
             attributes[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_s
-            self.metrics.time_to_first_chunk.record_redacted(call.first_chunk_s, first_chunk_attrs, ctx)
+            self.metrics.time_to_first_chunk.record(call.first_chunk_s, first_chunk_attrs, ctx)
         if output_blocks is not None and self.content.on_spans:
             attributes[n.GEN_AI_OUTPUT_MESSAGES] = self.content.render(
                 to_semconv_messages([{"role": "assistant", "content": output_blocks}])
@@ -495,7 +495,7 @@ class RunRecorder:
         span.set_attributes(attributes)
         if exc is not None and error_type is not None:
             self._error(span, exc, error_type, f"{error_type}: {exc}")
-        self.metrics.operation_duration.record_redacted(duration, duration_attrs, ctx)
+        self.metrics.operation_duration.record(duration, duration_attrs, ctx)
         usage = usage or Usage()
         self._log(
             n.LOG_LLM_CALL,
@@ -591,8 +591,8 @@ class RunRecorder:
                 {n.EXCEPTION_TYPE: error_type or "error", n.EXCEPTION_MESSAGE: redact(content)[:MAX_MESSAGE_CHARS]},
             )
         ctx = self._exemplar_context(span)
-        self.metrics.tool_duration.record_redacted(duration_s, duration_attrs, ctx)
-        self.metrics.tool_calls.add_redacted(1, calls_attrs, ctx)
+        self.metrics.tool_duration.record(duration_s, duration_attrs, ctx)
+        self.metrics.tool_calls.add(1, calls_attrs, ctx)
         self._log(
             n.LOG_TOOL_RESULT,
             f"tool_result {tool.name} outcome={outcome}",
