@@ -112,7 +112,7 @@ def emit(level: int, message: str, fields: dict[str, Any]) -> None:
     """
     extra = {key: _redacted_field(key, value) for key, value in fields.items()}
     extra[_REDACTED] = True
-    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, redact(message), None, None, extra=extra))
+    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, redact(message), (), None, extra=extra))
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
