@@ -109,10 +109,51 @@ def emit(level: int, message: str, fields: dict[str, Any]) -> None:
     Builds the record directly (no caller lookup: the source line of a library record tells nobody
     anything), redacted as it is built (the fields are known here, so ``redact_record`` has nothing left to
     do), and hands it to the logger's filters and handlers. The caller checks ``isEnabledFor``.
+
+    When the only place the record can go is one ``configure_json_logs`` handler (see ``_sole_json_sink``),
+    no ``LogRecord`` is made and no handler chain walked: the redacted message and fields, the time and the
+    current span context go to that handler's queue, and the JSON line is the same.
     """
     extra = {key: _redacted_field(key, value) for key, value in fields.items()}
+    message = redact(message)
+    sink = _sole_json_sink(level)
+    if sink is not None:
+        sink.enqueue_direct(_Direct(level, message, extra, trace.get_current_span().get_span_context(), time.time()))
+        return
     extra[_REDACTED] = True
-    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, redact(message), (), None, extra=extra))
+    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=extra))
+
+
+class _Direct:
+    """An ``agentwatch`` record for a ``QueuedJsonHandler`` that is its only destination (no ``LogRecord``)."""
+
+    __slots__ = ("context", "created", "fields", "level", "message")
+
+    def __init__(self, level: int, message: str, fields: dict[str, Any], context: Any, created: float) -> None:
+        self.level = level
+        self.message = message
+        self.fields = fields
+        self.context = context
+        self.created = created
+
+
+def _sole_json_sink(level: int) -> QueuedJsonHandler | None:
+    """The ``QueuedJsonHandler`` if a record at ``level`` would reach it and nothing else: the logger has only
+    its redacting filter, no record factory adds fields, no other handler (the application's, OTLP's, or a
+    parent's through propagation) would see it. Otherwise None, and records take the ``logging`` path."""
+    if logger.disabled or len(logger.filters) != 1 or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    if logger.propagate and logging.root.handlers:
+        return None
+    sink = None
+    for handler in logger.handlers:
+        if type(handler) is QueuedJsonHandler and not handler.filters and level >= handler.level:
+            if sink is not None or handler._writer is None:
+                return None
+            sink = handler
+        elif type(handler) is not logging.NullHandler:
+            return None
+    return sink
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -126,6 +167,23 @@ _encode = json.JSONEncoder(default=str, ensure_ascii=False).encode  # built once
 @functools.lru_cache(maxsize=4)
 def _utc_second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _format_direct(item: _Direct) -> str:
+    """The line ``JsonFormatter`` writes for the same record."""
+    created = item.created
+    out: dict[str, Any] = {
+        "ts": f"{_utc_second(int(created))}.{int((created - int(created)) * 1000):03d}Z",
+        "level": logging.getLevelName(item.level).lower(),
+        "logger": LOGGER_NAME,
+        "message": item.message,
+    }
+    context = item.context
+    if context.is_valid:
+        out["trace_id"] = format(context.trace_id, "032x")
+        out["span_id"] = format(context.span_id, "016x")
+    out.update(item.fields)
+    return _encode(out)
 
 
 class JsonFormatter(logging.Formatter):
@@ -205,6 +263,14 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
         if record.__dict__.get("event") == LOG_RUN_END and self._writer is not None:
             self._write_pending()  # on the run's thread: on disk before the run returns, no thread hand-off
 
+    def enqueue_direct(self, item: _Direct) -> None:
+        """``enqueue`` for a record ``emit`` did not make a ``LogRecord`` for (this handler is its only sink)."""
+        if self.pending.qsize() >= self.max_pending:
+            self.flush()
+        self.pending.put_nowait(item)
+        if item.fields.get("event") == LOG_RUN_END:
+            self._write_pending()
+
     def _write_loop(self) -> None:
         while not self._stopping:
             self._wake.wait(self.interval_s)
@@ -228,9 +294,12 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
                 flushes.append(item)
                 continue
             try:
-                lines.append(self.format(item))
+                lines.append(_format_direct(item) if type(item) is _Direct else self.format(item))
             except Exception:
-                self.handleError(item)
+                if type(item) is _Direct:
+                    sys.stderr.write(f"agentwatch could not format a JSON log line: {item.fields.get('event')}\n")
+                else:
+                    self.handleError(item)
         if lines:
             try:
                 self.stream.write("\n".join(lines) + "\n")
