@@ -66,6 +66,8 @@ def _secrets_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
 
 
 _redactor: Callable[[str], str] = mask_secrets
+# Caches of values that went through the redactor (metric attribute sets): emptied when it changes.
+_redacted_caches: list[Callable[[], None]] = []
 
 
 def set_redactor(redactor: Callable[[str], str]) -> None:
@@ -73,6 +75,13 @@ def set_redactor(redactor: Callable[[str], str]) -> None:
     global _redactor
     _redactor = redactor
     redact_label.cache_clear()
+    for clear in _redacted_caches:
+        clear()
+
+
+def on_redactor_change(clear: Callable[[], None]) -> None:
+    """Call ``clear`` whenever ``set_redactor`` installs another redactor (for caches of redacted values)."""
+    _redacted_caches.append(clear)
 
 
 def redact(text: str) -> str:

@@ -6,6 +6,8 @@ one decision: ``event`` names it, the other fields are flat keys documented in t
 
 ``configure_json_logs`` formats and writes on a thread of its own, in batches (every 0.1 s), so a run's
 thread only hands records over (the trace context is taken on the run's thread, when the record is made).
+The one exception is a run's ``run_end`` record: the run's thread writes what is still waiting itself before
+the run returns (a hand-off to the writer and back would cost two thread switches per run).
 Nothing is lost at exit: ``flush()`` waits for what was handed over, and closing the handler
 (``logging.shutdown`` does it at interpreter exit, after an unhandled exception too) drains it first.
 """
@@ -27,7 +29,7 @@ from typing import IO, Any
 
 from opentelemetry import trace
 
-from agentwatch.telemetry.content import MASK, exception_attributes, redact
+from agentwatch.telemetry.content import MASK, exception_attributes, redact, redact_label
 from agentwatch.telemetry.names import LOG_RUN_END, LOGGER_NAME
 
 _REDACTED = "_agentwatch_redacted"  # set on a record once redact_record has run
@@ -87,13 +89,71 @@ def child_logger(suffix: str) -> logging.Logger:
     return child
 
 
+# Fields whose values repeat (names, models, outcomes): redacted once per distinct value (``redact_label``).
+_LABEL_FIELDS = frozenset(
+    {"event", "agent", "model", "version", "stop_reason", "finish_reason", "tool", "outcome", "error_type", "kind"}
+)
+
+
+def _redacted_field(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_label(value) if key in _LABEL_FIELDS else redact(value)
+    if isinstance(value, list | tuple) and any(isinstance(item, str) for item in value):
+        return [redact_label(item) if isinstance(item, str) else item for item in value]
+    return value
+
+
 def emit(level: int, message: str, fields: dict[str, Any]) -> None:
     """Log one record on the ``agentwatch`` logger with ``fields`` as record attributes.
 
     Builds the record directly (no caller lookup: the source line of a library record tells nobody
-    anything) and hands it to the logger's filters and handlers. The caller checks ``isEnabledFor``.
+    anything), redacted as it is built (the fields are known here, so ``redact_record`` has nothing left to
+    do), and hands it to the logger's filters and handlers. The caller checks ``isEnabledFor``.
+
+    When the only place the record can go is one ``configure_json_logs`` handler (see ``_sole_json_sink``),
+    no ``LogRecord`` is made and no handler chain walked: the redacted message and fields, the time and the
+    current span context go to that handler's queue, and the JSON line is the same.
     """
-    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=fields))
+    extra = {key: _redacted_field(key, value) for key, value in fields.items()}
+    message = redact(message)
+    sink = _sole_json_sink(level)
+    if sink is not None:
+        sink.enqueue_direct(_Direct(level, message, extra, trace.get_current_span().get_span_context(), time.time()))
+        return
+    extra[_REDACTED] = True
+    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=extra))
+
+
+class _Direct:
+    """An ``agentwatch`` record for a ``QueuedJsonHandler`` that is its only destination (no ``LogRecord``)."""
+
+    __slots__ = ("context", "created", "fields", "level", "message")
+
+    def __init__(self, level: int, message: str, fields: dict[str, Any], context: Any, created: float) -> None:
+        self.level = level
+        self.message = message
+        self.fields = fields
+        self.context = context
+        self.created = created
+
+
+def _sole_json_sink(level: int) -> QueuedJsonHandler | None:
+    """The ``QueuedJsonHandler`` if a record at ``level`` would reach it and nothing else: the logger has only
+    its redacting filter, no record factory adds fields, no other handler (the application's, OTLP's, or a
+    parent's through propagation) would see it. Otherwise None, and records take the ``logging`` path."""
+    if logger.disabled or len(logger.filters) != 1 or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    if logger.propagate and logging.root.handlers:
+        return None
+    sink = None
+    for handler in logger.handlers:
+        if type(handler) is QueuedJsonHandler and not handler.filters and level >= handler.level:
+            if sink is not None or handler._writer is None:
+                return None
+            sink = handler
+        elif type(handler) is not logging.NullHandler:
+            return None
+    return sink
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -107,6 +167,23 @@ _encode = json.JSONEncoder(default=str, ensure_ascii=False).encode  # built once
 @functools.lru_cache(maxsize=4)
 def _utc_second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _format_direct(item: _Direct) -> str:
+    """The line ``JsonFormatter`` writes for the same record."""
+    created = item.created
+    out: dict[str, Any] = {
+        "ts": f"{_utc_second(int(created))}.{int((created - int(created)) * 1000):03d}Z",
+        "level": logging.getLevelName(item.level).lower(),
+        "logger": LOGGER_NAME,
+        "message": item.message,
+    }
+    context = item.context
+    if context.is_valid:
+        out["trace_id"] = format(context.trace_id, "032x")
+        out["span_id"] = format(context.span_id, "016x")
+    out.update(item.fields)
+    return _encode(out)
 
 
 class JsonFormatter(logging.Formatter):
@@ -144,9 +221,11 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
     The caller's thread keeps only what cannot wait: the record and its trace context. The writer wakes
     every ``interval_s`` and writes what arrived as one batch (waking it per record would make every run
     wait for the other thread to take the GIL). ``flush`` returns once everything handed over so far is
-    written; ``close`` drains, then stops. A run's ``run_end`` record is flushed before the run returns, so a
-    process killed right after a run still has its last line. More than ``max_pending`` records waiting (a
-    stalled disk) makes the caller wait for the writer rather than lose a record.
+    written; ``close`` drains, then stops. A run's ``run_end`` record is written before the run returns, so a
+    process killed right after a run still has its last line: the run's thread writes what is waiting itself
+    (waking the writer and waiting for it costs two thread switches, far more than formatting a few lines on
+    a busy machine). More than ``max_pending`` records waiting (a stalled disk) makes the caller wait for the
+    writer rather than lose a record.
     """
 
     def __init__(
@@ -164,6 +243,7 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
         os.register_at_fork(after_in_child=functools.partial(_restart_in_child, weakref.ref(self)))
 
     def _start(self) -> None:
+        self._write_lock = threading.Lock()  # one writer at a time: the thread, or a run writing its run_end
         self._wake = threading.Event()
         self._stopping = False
         self._writer = threading.Thread(target=self._write_loop, name="agentwatch-json-logs", daemon=True)
@@ -180,8 +260,16 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
         if self.pending.qsize() >= self.max_pending:
             self.flush()
         self.pending.put_nowait(record)
-        if record.__dict__.get("event") == LOG_RUN_END:
+        if record.__dict__.get("event") == LOG_RUN_END and self._writer is not None:
+            self._write_pending()  # on the run's thread: on disk before the run returns, no thread hand-off
+
+    def enqueue_direct(self, item: _Direct) -> None:
+        """``enqueue`` for a record ``emit`` did not make a ``LogRecord`` for (this handler is its only sink)."""
+        if self.pending.qsize() >= self.max_pending:
             self.flush()
+        self.pending.put_nowait(item)
+        if item.fields.get("event") == LOG_RUN_END:
+            self._write_pending()
 
     def _write_loop(self) -> None:
         while not self._stopping:
@@ -191,6 +279,10 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
         self._write_pending()
 
     def _write_pending(self) -> None:
+        with self._write_lock:
+            self._write_pending_locked()
+
+    def _write_pending_locked(self) -> None:
         lines: list[str] = []
         flushes: list[_Flush] = []
         while True:
@@ -202,9 +294,12 @@ class QueuedJsonHandler(logging.handlers.QueueHandler):
                 flushes.append(item)
                 continue
             try:
-                lines.append(self.format(item))
+                lines.append(_format_direct(item) if type(item) is _Direct else self.format(item))
             except Exception:
-                self.handleError(item)
+                if type(item) is _Direct:
+                    sys.stderr.write(f"agentwatch could not format a JSON log line: {item.fields.get('event')}\n")
+                else:
+                    self.handleError(item)
         if lines:
             try:
                 self.stream.write("\n".join(lines) + "\n")

@@ -26,10 +26,11 @@ from agentwatch.telemetry.content import (
     MAX_MESSAGE_CHARS,
     ContentPolicy,
     mark_span_error,
+    on_redactor_change,
     redact,
     to_semconv_messages,
 )
-from agentwatch.telemetry.instruments import instruments
+from agentwatch.telemetry.instruments import instruments, redacted
 from agentwatch.telemetry.logs import emit, logger
 
 P = ParamSpec("P")
@@ -63,9 +64,15 @@ def never_raises(method: Callable[P, R | None]) -> Callable[P, R | None]:
     return guarded
 
 
-# Metric attribute sets, built once per distinct combination and shared by every point that uses them (the
-# SDK copies what it keeps; nothing here mutates them). ``base`` is the agent's name/version pairs.
+# Metric attribute sets, built once per distinct combination, already redacted, and shared by every point
+# that uses them (the SDK copies what it keeps; nothing here mutates them), so a point costs the SDK's work
+# only. ``base`` is the agent's name/version pairs. The caches are emptied when the redactor changes.
 _Base = tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _base_metric_attrs(base: _Base) -> dict[str, Any]:
+    return redacted(dict(base))  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -78,18 +85,19 @@ def _chat_metric_attrs(
     call.update(base)
     if response_model is not None:
         call[n.GEN_AI_RESPONSE_MODEL] = response_model
-    return (
+    attribute_sets = (
         {**call, n.ERROR_TYPE: error_type} if error_type is not None else call,
         call,
         {**call, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_INPUT},
         {**call, n.GEN_AI_TOKEN_TYPE: n.TOKEN_TYPE_OUTPUT},
         {**dict(base), n.GEN_AI_REQUEST_MODEL: model},
     )
+    return tuple(redacted(a) for a in attribute_sets)  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=1024)
 def _run_metric_attrs(base: _Base, stop_reason: str) -> dict[str, Any]:
-    return {**dict(base), n.AW_RUN_STOP_REASON: stop_reason}
+    return redacted({**dict(base), n.AW_RUN_STOP_REASON: stop_reason})  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -100,7 +108,12 @@ def _tool_metric_attrs(
     duration = {n.GEN_AI_TOOL_NAME: tool, **dict(base)}
     if error_type is not None:
         duration[n.ERROR_TYPE] = error_type
-    return duration, {n.GEN_AI_TOOL_NAME: tool, n.AW_TOOL_OUTCOME: outcome, **dict(base)}
+    calls = {n.GEN_AI_TOOL_NAME: tool, n.AW_TOOL_OUTCOME: outcome, **dict(base)}
+    return redacted(duration), redacted(calls)  # type: ignore[return-value]
+
+
+for _cache in (_base_metric_attrs, _chat_metric_attrs, _run_metric_attrs, _tool_metric_attrs):
+    on_redactor_change(_cache.cache_clear)
 
 
 @functools.cache
@@ -283,7 +296,7 @@ class RunRecorder:
         ctx = self._exemplar_context(span)
         m.runs.add(1, metric_attrs, ctx)
         m.run_duration.record(result.duration_s, metric_attrs, ctx)
-        m.run_iterations.record(result.iterations, self.base_metric_attrs, ctx)
+        m.run_iterations.record(result.iterations, _base_metric_attrs(self._base), ctx)
         if result.cost_usd is not None:
             m.run_cost.record(result.cost_usd, metric_attrs, ctx)
         if result.stop_reason in BUDGET_STOPS:
