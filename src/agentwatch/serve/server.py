@@ -58,6 +58,7 @@ def run_server(settings: ServeSettings) -> int:
         timeout_keep_alive=settings.keep_alive_s,  # a client never reuses a connection the server just closed
         timeout_graceful_shutdown=5,  # after the drain: only connections that outlive their runs remain
         log_level=logging.WARNING,
+        access_log=False,  # the server span and the run_end log line already record every request
     )
     if settings.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()  # each worker drains itself on SIGTERM
