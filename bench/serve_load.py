@@ -46,8 +46,8 @@ REPO = Path(__file__).resolve().parents[1]
 KEY = "bench-key-0123456789abcdef"
 CALLS_PER_RUN = 3
 WARMUP_RUNS, WARMUP_CONCURRENCY = 40, 10
-DEFAULT_COUNTS = {50: 300, 200: 1000, 1000: 2000}
-TIME_BOUND_S = 240
+DEFAULT_COUNTS = {50: 300, 200: 600, 1000: 1000}
+TIME_BOUND_S = 420
 
 
 # --- roles (each runs in its own process) ---------------------------------------------------------
@@ -59,19 +59,7 @@ def role_sim(latency_s: float) -> None:
     threading.Event().wait()
 
 
-def event_loop_factory(name: str) -> Any:
-    """``uvloop`` when asked for and importable (as uvicorn's ``--loop auto`` picks it), else asyncio's."""
-    if name == "uvloop":
-        try:
-            import uvloop
-
-            return uvloop.new_event_loop
-        except ImportError:
-            pass
-    return asyncio.new_event_loop
-
-
-def role_bare(base_url: str, concurrency: int, count: int, log_file: str, loop: str) -> None:
+def role_bare(base_url: str, concurrency: int, count: int, log_file: str) -> None:
     import anthropic
 
     from agentwatch.demo import DEMO_TASK, demo_agent
@@ -116,8 +104,7 @@ def role_bare(base_url: str, concurrency: int, count: int, log_file: str, loop: 
         out = await batch(count, concurrency)
         print(json.dumps(out), flush=True)
 
-    with asyncio.Runner(loop_factory=event_loop_factory(loop)) as runner:
-        runner.run(main())
+    asyncio.run(main())  # the service's loop too: `agentwatch serve` runs uvicorn on asyncio's
 
 
 # --- the driver -------------------------------------------------------------------------------------
@@ -175,7 +162,7 @@ def _wrk(url: str, concurrency: int, count: int, on_stop: Any = None) -> dict[st
         f"-c{concurrency}",
         f"-d{TIME_BOUND_S}s",
         "--timeout",
-        "120s",
+        "300s",
         "-s",
         str(REPO / "bench" / "serve_load.lua"),
         f"{url}/v1/runs",
@@ -203,7 +190,6 @@ def _wrk(url: str, concurrency: int, count: int, on_stop: Any = None) -> dict[st
 
 
 SERVICE_ENV: dict[str, str] = {}  # --service-env NAME=VALUE
-BARE_LOOP = ["uvloop"]  # --bare-loop
 
 
 def measure_service(base_url: str, concurrency: int, count: int, own_s: float, log_file: str, sim_pid: int) -> dict:
@@ -244,7 +230,7 @@ def measure_service(base_url: str, concurrency: int, count: int, own_s: float, l
 
 
 def measure_bare(base_url: str, concurrency: int, count: int, own_s: float, log_file: str, sim_pid: int) -> dict:
-    args = ["bench/serve_load.py", "_bare", base_url, str(concurrency), str(count), log_file, BARE_LOOP[0]]
+    args = ["bench/serve_load.py", "_bare", base_url, str(concurrency), str(count), log_file]
     bare = _python(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert bare.stdin is not None and bare.stdout is not None
     try:
@@ -327,13 +313,6 @@ def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
     raise SystemExit("the service did not become ready within 60 s")
 
 
-def _service_loop() -> str:
-    """The event loop uvicorn's ``--loop auto`` gives the service: uvloop when it is importable."""
-    import importlib.util
-
-    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-
-
 def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -342,12 +321,12 @@ def main() -> int:
     if sys.argv[1:2] == ["_sim"]:
         role_sim(float(sys.argv[2]))
     if sys.argv[1:2] == ["_bare"]:
-        role_bare(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6])
+        role_bare(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
         return 0
     parser = argparse.ArgumentParser(description="agentwatch serve under wrk load vs the bare runner")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200, 1000])
     parser.add_argument(
-        "--count", type=int, help="runs per measurement (default 300 / 1000 / 2000 for 50 / 200 / 1000)"
+        "--count", type=int, help="runs per measurement (default 300 / 600 / 1000 for 50 / 200 / 1000)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved service/bare pairs per concurrency")
     parser.add_argument("--latency", type=float, default=0.3, help="simulated seconds per model call")
@@ -359,15 +338,7 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="an extra environment variable for the service process (repeatable)",
     )
-    parser.add_argument(
-        "--bare-loop",
-        choices=["same", "asyncio"],
-        default="same",
-        help="the bare runner's event loop: the service's (uvloop when installed, as uvicorn picks it) "
-        "or asyncio's own",
-    )
     args = parser.parse_args()
-    BARE_LOOP[0] = _service_loop() if args.bare_loop == "same" else "asyncio"
     SERVICE_ENV.update(item.split("=", 1) for item in args.service_env)
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark drives the service with wrk: apt-get install -y wrk (Debian/Ubuntu)")
@@ -377,8 +348,7 @@ def main() -> int:
     base_url = sim.stdout.readline().strip()
     results: dict[str, Any] = {"latency_s": args.latency, "calls_per_run": CALLS_PER_RUN, "levels": {}}
     logs = tempfile.mkdtemp(prefix="agentwatch-bench-")
-    print(f"load average before: {_loadavg()}; service loop {_service_loop()}, bare loop {BARE_LOOP[0]}", flush=True)
-    results["service_loop"], results["bare_loop"] = _service_loop(), BARE_LOOP[0]
+    print(f"load average before: {_loadavg()}", flush=True)
     try:
         for concurrency in args.concurrency:
             count = args.count or DEFAULT_COUNTS.get(concurrency, 2 * concurrency)

@@ -55,6 +55,10 @@ def run_server(settings: ServeSettings) -> int:
         port=settings.port,
         workers=settings.workers,
         lifespan="on",
+        # asyncio's loop, even when uvloop is installed: under load uvloop accepted new connections a few per
+        # second while the loop was busy with runs (hundreds waited in the accept queue for tens of seconds:
+        # bench/serve_load.py at concurrency 1,000); asyncio's accepts a whole backlog per wakeup
+        loop="asyncio",
         timeout_keep_alive=settings.keep_alive_s,  # a client never reuses a connection the server just closed
         timeout_graceful_shutdown=5,  # after the drain: only connections that outlive their runs remain
         log_level=logging.WARNING,
