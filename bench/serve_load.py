@@ -325,9 +325,7 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description="agentwatch serve under wrk load vs the bare runner")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200, 1000])
-    parser.add_argument(
-        "--count", type=int, help="runs per measurement (default 300 / 600 / 1000 for 50 / 200 / 1000)"
-    )
+    parser.add_argument("--count", type=int, help="runs per measurement (default 300 / 600 / 1000 for 50 / 200 / 1000)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved service/bare pairs per concurrency")
     parser.add_argument("--latency", type=float, default=0.3, help="simulated seconds per model call")
     parser.add_argument("--json", help="also write every round's results here")
