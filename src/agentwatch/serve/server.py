@@ -6,6 +6,7 @@ so one process or many build the same service from the same settings.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -34,7 +35,13 @@ def app_from_env() -> ASGIApp:
     service_name = os.environ.get("OTEL_SERVICE_NAME", "agentwatch-serve")
     telemetry = configure_telemetry(service_name, install_signal_handler=False)
     configure_json_logs(sys.stderr)
-    return create_app(agent, settings=settings, on_shutdown=[telemetry.shutdown])
+    app = create_app(agent, settings=settings, on_shutdown=[telemetry.shutdown])
+    # What is loaded by now lives as long as the process: keep it out of every full collection. Under load the
+    # collector walking the imported modules and their objects cost the service more CPU than HTTP did
+    # (bench/serve_load.py; README "Serve under load").
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def check(settings: ServeSettings) -> None:
