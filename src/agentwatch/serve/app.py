@@ -155,7 +155,8 @@ class Service:
         tenant = self._tenant(request)
         if isinstance(tenant, Response):
             return tenant
-        raw = request.query_params.get("cancel_on_disconnect")
+        # most requests have no query string: skip parsing one
+        raw = request.query_params.get("cancel_on_disconnect") if request.scope.get("query_string") else None
         if raw is None:
             return tenant, self.settings.cancel_on_disconnect
         try:
@@ -196,13 +197,14 @@ class Service:
         trace.get_current_span().set_attribute(n.AW_SERVE_RUN_ID, run.id)
         if stream:
             return self._stream(run, 0, cancel)
+        if not cancel:  # a client that goes away leaves the run going: nothing to watch (and no task per request)
+            return JSONResponse(result_json(await run.wait(), run.id), headers=_trace_headers(run.id))
         waiter = asyncio.ensure_future(run.wait())
         gone = asyncio.ensure_future(_until_disconnect(request))
         await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
         gone.cancel()
         if not waiter.done():  # the client went away before the end
-            if cancel:
-                run.cancel("the client disconnected and asked for cancel_on_disconnect")
+            run.cancel("the client disconnected and asked for cancel_on_disconnect")
             waiter.cancel()
             return Response(status_code=499)  # nobody reads it; uvicorn drops it
         result = waiter.result()

@@ -6,6 +6,7 @@ so one process or many build the same service from the same settings.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -34,7 +35,13 @@ def app_from_env() -> ASGIApp:
     service_name = os.environ.get("OTEL_SERVICE_NAME", "agentwatch-serve")
     telemetry = configure_telemetry(service_name, install_signal_handler=False)
     configure_json_logs(sys.stderr)
-    return create_app(agent, settings=settings, on_shutdown=[telemetry.shutdown])
+    app = create_app(agent, settings=settings, on_shutdown=[telemetry.shutdown])
+    # What is loaded by now lives as long as the process: keep it out of every full collection. Under load the
+    # collector walking the imported modules and their objects cost the service more CPU than HTTP did
+    # (bench/serve_load.py; README "Serve under load").
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def check(settings: ServeSettings) -> None:
@@ -55,9 +62,14 @@ def run_server(settings: ServeSettings) -> int:
         port=settings.port,
         workers=settings.workers,
         lifespan="on",
+        # asyncio's loop, even when uvloop is installed: under load uvloop accepted new connections a few per
+        # second while the loop was busy with runs (hundreds waited in the accept queue for tens of seconds:
+        # bench/serve_load.py at concurrency 1,000); asyncio's accepts a whole backlog per wakeup
+        loop="asyncio",
         timeout_keep_alive=settings.keep_alive_s,  # a client never reuses a connection the server just closed
         timeout_graceful_shutdown=5,  # after the drain: only connections that outlive their runs remain
         log_level=logging.WARNING,
+        access_log=False,  # the server span and the run_end log line already record every request
     )
     if settings.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()  # each worker drains itself on SIGTERM
