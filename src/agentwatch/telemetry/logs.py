@@ -104,6 +104,9 @@ def _redacted_field(key: str, value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})  # field values with nothing to redact
+
+
 def emit(
     level: int,
     message: str,
@@ -125,7 +128,15 @@ def emit(
     no ``LogRecord`` is made and no handler chain walked: the redacted message and fields, the time and the
     current span context go to that handler's queue, and the JSON line is the same.
     """
-    extra = {key: _redacted_field(key, value) for key, value in fields.items()}
+    extra: dict[str, Any] = {}
+    for key, value in fields.items():  # _redacted_field, with the common cases inline
+        kind = type(value)
+        if kind in _PLAIN:
+            extra[key] = value
+        elif kind is str:
+            extra[key] = redact_label(value) if key in _LABEL_FIELDS else redact(value)
+        else:
+            extra[key] = _redacted_field(key, value)
     message = redact(message)
     sink = _sole_json_sink(level)
     if sink is not None:
