@@ -66,6 +66,21 @@ def _secret_env_keys(encodekey: Callable[[str], Any]) -> tuple[Any, ...]:
     return tuple(encodekey(name) for name in SECRET_ENV_VARS)
 
 
+@functools.lru_cache(maxsize=64)
+def _env_key(encodekey: Callable[[str], Any], name: str) -> Any:
+    return encodekey(name)
+
+
+def getenv(name: str) -> str:
+    """``os.environ.get(name, "")``, read from os.environ's store: no ``KeyError`` raised and caught inside
+    ``os.environ`` when the variable is unset (read per run for the switches that can change at runtime)."""
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    if type(data) is dict:
+        return _env_text(data.get(_env_key(environ.encodekey, name)))
+    return environ.get(name, "")
+
+
 def _env_text(value: Any) -> str:
     if value is None:
         return ""
@@ -177,7 +192,7 @@ class ContentPolicy:
     @classmethod
     def from_env(cls) -> ContentPolicy:
         """Read the capture switch (per run, so it can change at runtime); unknown means NO_CONTENT."""
-        return _policy(os.environ.get(CAPTURE_ENV, ""), os.environ.get(MAX_CHARS_ENV, ""))
+        return _policy(getenv(CAPTURE_ENV), getenv(MAX_CHARS_ENV))
 
     def render(self, value: Any) -> str:
         """JSON of ``value``, redacted and cut to ``max_chars``. Never raises."""
