@@ -45,12 +45,28 @@ def _prepare_client(client: Any, sdk_spans: bool) -> Any:
     return prepared
 
 
-def _server(client: Any) -> tuple[str | None, int | None]:
+_servers: weakref.WeakKeyDictionary[Any, tuple[Any, str | None, int | None, str]] = weakref.WeakKeyDictionary()
+
+
+def _server(client: Any) -> tuple[str | None, int | None, str]:
+    """The client's server address and port (for the chat spans) and its base URL, worked out once per
+    client and base URL (a client's ``base_url`` can be set)."""
+    url: Any = getattr(client, "base_url", "")
     try:
-        url = client.base_url
-        return url.host or None, url.port or (443 if url.scheme == "https" else 80)
+        cached = _servers.get(client)
+        cacheable = True
+    except TypeError:  # not weakly referenceable: worked out each run
+        cached, cacheable = None, False
+    if cached is not None and cached[0] is url:
+        return cached[1], cached[2], cached[3]
+    try:
+        host, port = url.host or None, url.port or (443 if url.scheme == "https" else 80)
     except Exception:
-        return None, None
+        host, port = None, None
+    base_url = str(url)
+    if cacheable:
+        _servers[client] = (url, host, port, base_url)
+    return host, port, base_url
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,7 @@ class Agent:
         self, task: str, client: Any, conversation_id: str | None, tenant: str | None, sse: bool, concurrent: bool
     ) -> RunCore:
         http.before_run(self.http_spans)
-        host, port = _server(client)
+        host, port, base_url = _server(client)
         info = AgentInfo(
             name=self.name,
             model=self.model,
@@ -147,7 +163,7 @@ class Agent:
             self._spec,
             task,
             RunRecorder(info, self.limits),
-            base_url=str(getattr(client, "base_url", "")),
+            base_url=base_url,
             stream=sse,
             concurrent_tools=concurrent,
             tenant=tenant,

@@ -113,6 +113,7 @@ class Pricing:
         self._flat_prices: dict[str, ModelPrice] = {}  # catalog models without long-context tiers
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._override_of: dict[str, ModelPrice | None] = {}  # model -> its override (the overrides never change)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Pricing:
@@ -176,6 +177,15 @@ class Pricing:
         return _to_usd(prices.cost_decimal(usage))
 
     def _override(self, model: str) -> ModelPrice | None:
+        if not self._overrides:
+            return None
+        try:
+            return self._override_of[model]
+        except KeyError:
+            found = self._override_of[model] = self._find_override(model)
+            return found
+
+    def _find_override(self, model: str) -> ModelPrice | None:
         key = model.lower()
         if key in self._overrides:
             return self._overrides[key]

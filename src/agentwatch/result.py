@@ -74,21 +74,25 @@ class Usage:
     def from_api(cls, usage: Any) -> Usage:
         """From an SDK ``Usage`` object (or its dict). Missing or null fields count as 0. Never raises."""
 
-        def get(obj: Any, key: str) -> Any:
-            return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+        if usage is None:
+            return cls()
+        if isinstance(usage, dict):
+            values = [usage.get(key) for key in _USAGE_KEYS]
+            breakdown = usage.get("cache_creation")
+        else:
+            values = [getattr(usage, key, None) for key in _USAGE_KEYS]
+            breakdown = getattr(usage, "cache_creation", None)
+        if breakdown is None:
+            values.append(None)
+        elif isinstance(breakdown, dict):
+            values.append(breakdown.get("ephemeral_1h_input_tokens"))
+        else:
+            values.append(getattr(breakdown, "ephemeral_1h_input_tokens", None))
+        return cls(*[value if isinstance(value, int) and value > 0 else 0 for value in values])
 
-        def count(obj: Any, key: str) -> int:
-            value = get(obj, key) if obj is not None else None
-            return value if isinstance(value, int) and value > 0 else 0
 
-        breakdown = get(usage, "cache_creation") if usage is not None else None
-        return cls(
-            input_tokens=count(usage, "input_tokens"),
-            output_tokens=count(usage, "output_tokens"),
-            cache_read_tokens=count(usage, "cache_read_input_tokens"),
-            cache_write_tokens=count(usage, "cache_creation_input_tokens"),
-            cache_write_1h_tokens=count(breakdown, "ephemeral_1h_input_tokens"),
-        )
+# The SDK usage fields of Usage's first four fields, in order (the fifth is in ``cache_creation``).
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,48 @@ def mask_secrets(text: str) -> str:
     or URL-encoded), with ``[REDACTED]``. Never raises."""
     if len(text) < MIN_SECRET_CHARS:
         return text
-    return _secrets_pattern(tuple([os.environ.get(name, "") for name in SECRET_ENV_VARS])).sub(MASK, text)
+    environ = os.environ
+    data = getattr(environ, "_data", None)  # os._Environ's store: read as it is, a dict lookup per variable
+    if type(data) is dict:
+        values: tuple[Any, ...] = tuple([data.get(key) for key in _secret_env_keys(environ.encodekey)])
+    else:
+        values = tuple([environ.get(name, "") for name in SECRET_ENV_VARS])
+    return _secrets_pattern(values).sub(MASK, text)
+
+
+@functools.lru_cache(maxsize=4)
+def _secret_env_keys(encodekey: Callable[[str], Any]) -> tuple[Any, ...]:
+    """``SECRET_ENV_VARS`` as ``os.environ`` stores them (bytes on POSIX, upper case on Windows)."""
+    return tuple(encodekey(name) for name in SECRET_ENV_VARS)
+
+
+@functools.lru_cache(maxsize=64)
+def _env_key(encodekey: Callable[[str], Any], name: str) -> Any:
+    return encodekey(name)
+
+
+def getenv(name: str) -> str:
+    """``os.environ.get(name, "")``, read from os.environ's store: no ``KeyError`` raised and caught inside
+    ``os.environ`` when the variable is unset (read per run for the switches that can change at runtime)."""
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    if type(data) is dict:
+        return _env_text(data.get(_env_key(environ.encodekey, name)))
+    return environ.get(name, "")
+
+
+def _env_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else os.environ.decodevalue(value)
 
 
 @functools.lru_cache(maxsize=8)
-def _secrets_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
-    """The secret shapes, and these credential values in their raw and URL-encoded forms, as one pattern."""
+def _secrets_pattern(values: tuple[Any, ...]) -> re.Pattern[str]:
+    """The secret shapes, and these credential values (as read from the environment: ``str``, or the raw
+    stored ``bytes``, or None when unset) in their raw and URL-encoded forms, as one pattern."""
     forms: set[str] = set()
-    for value in (v.strip() for v in values):
+    for value in (_env_text(v).strip() for v in values):
         if len(value) >= MIN_SECRET_CHARS:  # shorter values ("test", "k") would mask ordinary words
             forms.update((value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)))
     known = [re.escape(form) for form in sorted(forms, key=len, reverse=True)]
@@ -158,7 +192,7 @@ class ContentPolicy:
     @classmethod
     def from_env(cls) -> ContentPolicy:
         """Read the capture switch (per run, so it can change at runtime); unknown means NO_CONTENT."""
-        return _policy(os.environ.get(CAPTURE_ENV, ""), os.environ.get(MAX_CHARS_ENV, ""))
+        return _policy(getenv(CAPTURE_ENV), getenv(MAX_CHARS_ENV))
 
     def render(self, value: Any) -> str:
         """JSON of ``value``, redacted and cut to ``max_chars``. Never raises."""

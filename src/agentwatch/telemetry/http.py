@@ -19,10 +19,10 @@ import functools
 import importlib
 import importlib.util
 import logging
-import os
 import threading
 from typing import Any
 
+from agentwatch.telemetry.content import getenv
 from agentwatch.telemetry.names import LOGGER_NAME
 
 HTTP_SPANS_ENV = "AGENTWATCH_HTTP_SPANS"
@@ -36,7 +36,7 @@ def http_spans_wanted(explicit: bool | None) -> bool:
     """The argument when given, else ``AGENTWATCH_HTTP_SPANS`` (``true``/``1``/``yes``/``on``; default off)."""
     if explicit is not None:
         return explicit
-    return os.environ.get(HTTP_SPANS_ENV, "").strip().lower() in ("true", "1", "yes", "on")
+    return getenv(HTTP_SPANS_ENV).strip().lower() in ("true", "1", "yes", "on")
 
 
 def http_spans_available() -> bool:

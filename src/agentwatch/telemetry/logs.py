@@ -27,6 +27,7 @@ import weakref
 from pathlib import Path
 from typing import IO, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from agentwatch.telemetry.content import MASK, exception_attributes, redact, redact_label
@@ -103,8 +104,21 @@ def _redacted_field(key: str, value: Any) -> Any:
     return value
 
 
-def emit(level: int, message: str, fields: dict[str, Any]) -> None:
+_PLAIN = frozenset({int, float, bool, type(None)})  # field values with nothing to redact
+
+
+def emit(
+    level: int,
+    message: str,
+    fields: dict[str, Any],
+    span: trace.Span | None = None,
+    parent: otel_context.Context | None = None,
+) -> None:
     """Log one record on the ``agentwatch`` logger with ``fields`` as record attributes.
+
+    ``span`` (in ``parent``, the context it was started in) is the span the record belongs to; without
+    one, the current span. The record reads it directly where it can; the ``logging`` path makes it
+    current around the handlers (OTel's ``LoggingHandler`` takes the trace context from the current one).
 
     Builds the record directly (no caller lookup: the source line of a library record tells nobody
     anything), redacted as it is built (the fields are known here, so ``redact_record`` has nothing left to
@@ -114,14 +128,31 @@ def emit(level: int, message: str, fields: dict[str, Any]) -> None:
     no ``LogRecord`` is made and no handler chain walked: the redacted message and fields, the time and the
     current span context go to that handler's queue, and the JSON line is the same.
     """
-    extra = {key: _redacted_field(key, value) for key, value in fields.items()}
+    extra: dict[str, Any] = {}
+    for key, value in fields.items():  # _redacted_field, with the common cases inline
+        kind = type(value)
+        if kind in _PLAIN:
+            extra[key] = value
+        elif kind is str:
+            extra[key] = redact_label(value) if key in _LABEL_FIELDS else redact(value)
+        else:
+            extra[key] = _redacted_field(key, value)
     message = redact(message)
     sink = _sole_json_sink(level)
     if sink is not None:
-        sink.enqueue_direct(_Direct(level, message, extra, trace.get_current_span().get_span_context(), time.time()))
+        context = (span if span is not None else trace.get_current_span()).get_span_context()
+        sink.enqueue_direct(_Direct(level, message, extra, context, time.time()))
         return
     extra[_REDACTED] = True
-    logger.handle(logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=extra))
+    record = logger.makeRecord(logger.name, level, "agentwatch", 0, message, (), None, extra=extra)
+    if span is None:
+        logger.handle(record)
+        return
+    token = otel_context.attach(trace.set_span_in_context(span, parent))
+    try:
+        logger.handle(record)
+    finally:
+        otel_context.detach(token)
 
 
 class _Direct:

@@ -210,9 +210,10 @@ class RunRecorder:
         if not logger.isEnabledFor(level):
             return
         extra = {"event": event, "agent": self.agent.name}
-        extra.update((k, v) for k, v in fields.items() if v is not None)  # OTLP log attributes reject None
-        with self.activate(span):  # OTel's LoggingHandler takes the trace context from the current context
-            emit(level, message, extra)
+        for key, value in fields.items():
+            if value is not None:  # OTLP log attributes reject None
+                extra[key] = value
+        emit(level, message, extra, span or self.run_span, self.run_context)
 
     def _exemplar_context(self, span: Span) -> otel_context.Context:
         """The context a measurement is taken in: ``span``'s, so exemplars link metrics to this run's trace."""
