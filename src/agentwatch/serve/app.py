@@ -80,6 +80,15 @@ def _refused_by_fleet_budget(result: RunResult) -> bool:
     return result.stop_reason is StopReason.TENANT_BUDGET and result.iterations == 0 and not result.tool_calls
 
 
+def _result_response(result: RunResult, run_id: str) -> Response:
+    """A finished JSON run: 200 with its result, or 429 + Retry-After when its fleet budget refused it before
+    any work (the caller should come back later)."""
+    if _refused_by_fleet_budget(result):
+        retry = {"Retry-After": str(max(1, math.ceil(result.retry_after_s or 1)))}
+        return error(429, "tenant_budget", result.stop_detail, {**_trace_headers(run_id), **retry})
+    return JSONResponse(result_json(result, run_id), headers=_trace_headers(run_id))
+
+
 def _trace_headers(run_id: str | None = None) -> dict[str, str]:
     """``traceparent`` and ``X-Trace-Id`` of the request's server span (so a caller can open the trace)."""
     headers: dict[str, str] = {}
@@ -198,7 +207,7 @@ class Service:
         if stream:
             return self._stream(run, 0, cancel)
         if not cancel:  # a client that goes away leaves the run going: nothing to watch (and no task per request)
-            return JSONResponse(result_json(await run.wait(), run.id), headers=_trace_headers(run.id))
+            return _result_response(await run.wait(), run.id)
         waiter = asyncio.ensure_future(run.wait())
         gone = asyncio.ensure_future(_until_disconnect(request))
         await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -207,11 +216,7 @@ class Service:
             run.cancel("the client disconnected and asked for cancel_on_disconnect")
             waiter.cancel()
             return Response(status_code=499)  # nobody reads it; uvicorn drops it
-        result = waiter.result()
-        if _refused_by_fleet_budget(result):  # nothing was done: the caller should come back later
-            retry = {"Retry-After": str(max(1, math.ceil(result.retry_after_s or 1)))}
-            return error(429, "tenant_budget", result.stop_detail, {**_trace_headers(run.id), **retry})
-        return JSONResponse(result_json(result, run.id), headers=_trace_headers(run.id))
+        return _result_response(waiter.result(), run.id)
 
     async def submit_to_queue(self, run_request: RunRequest, tenant: str) -> Response:
         """``"mode": "async"`` / ``Prefer: respond-async``: queue the run, answer 202 with where its result will be.
