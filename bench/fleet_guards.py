@@ -7,7 +7,7 @@ the per-process guard, and the shared budget's throughput under contention.
 
 Per call, what the runner asks of a guard around one LLM call, with no LLM call (the guard's own cost):
 
-  per-process   the run's own budget guard: ``Guards.before_call`` + ``Guards.account`` (the baseline)
+  per-process   the run's own budget guard: ``Guards.before_call`` + ``ledger.add`` + ``warnings`` (the baseline)
   budget        ``FleetGate(budget=TenantBudget)``: ``admit`` (a Lua reserve) + ``settle`` (a Lua settle)
   rate-limit    ``FleetGate(rate_limit=RateLimit)``: a Lua bucket take + a Lua refund (never waiting)
   circuit       ``FleetGate(circuit=CircuitBreaker)``: ``route`` + ``admit`` (checks) + ``settle`` (record)
@@ -122,7 +122,8 @@ def per_process_call() -> Callable[[], None]:
     def call() -> None:
         counter[0] += 1
         guards.before_call(iteration=counter[0], model=MODEL, input_tokens=120, cached=False)
-        guards.account(USAGE, pricing.cost(MODEL, USAGE))
+        guards.ledger.add(MODEL, USAGE)
+        guards.warnings()
 
     return call
 
