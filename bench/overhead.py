@@ -12,6 +12,9 @@ Each mode runs in its own fresh interpreter (``bench/_worker.py``) against an in
   openllmetry    opentelemetry-instrumentation-anthropic, SDK tracing off
   openinference  openinference-instrumentation-anthropic, SDK tracing off
   agentwatch     a one-call ``Agent.run`` with spans + metrics + JSON log file + cost
+  signals-floor  the same spans, attributes, metric points and log lines made with bare OTel SDK calls and
+                 json around the SDK call: what the signals cost on their own, the least any runner that
+                 keeps them all on the caller's thread can add (one-call table only)
 
 Every mode has the same real SDK providers installed (TracerProvider + BatchSpanProcessor, MeterProvider +
 reader; exporters that only count), and every peer runs with its defaults. Modes are interleaved in rounds
@@ -47,6 +50,8 @@ WORKER = _venv.BENCH / "_worker.py"
 PEERS = ("sdk-tracing", "openllmetry", "openinference")
 MODES = ("bare", *PEERS, "agentwatch")
 BREAKDOWN = ("agentwatch-runtime", "agentwatch-spans", "agentwatch-spans-metrics")
+# What the signals a one-call run documents cost on their own, made with bare OTel SDK calls (``_worker.py``).
+FLOOR = "signals-floor"
 # The targets (issue 13): a whole one-call run adds no more than the SDK's own tracing adds; a whole 3-call,
 # 2-tool run adds no more than the lightest peer's hand-written loop.
 TARGET_FRACTION = 1.0
@@ -239,6 +244,25 @@ def print_profile(profile: dict[str, Any]) -> None:
             )
 
 
+def floor_line(table: dict[str, dict[str, Any]], peer: str) -> dict[str, Any]:
+    """How the signals floor compares with ``peer`` and with agentwatch (one-call table)."""
+    floor, aw, other = table.get(FLOOR, {}), table.get("agentwatch", {}), table.get(peer, {})
+    if not (floor.get("available") and aw.get("available") and other.get("available")):
+        return {"text": f"floor: unavailable ({floor.get('reason', 'not run')})"}
+    floor_us, aw_us, peer_us = floor["added_us"], aw["added_us"], other["added_us"]
+    text = (
+        f"floor: the same signals made with bare OTel SDK calls add {floor_us:+.0f} us "
+        f"({floor_us / peer_us:.2f} x {peer}); agentwatch adds {aw_us / floor_us:.2f} x the floor "
+        f"({aw_us - floor_us:+.0f} us for the run loop, guards, pricing, redaction and error handling)"
+    )
+    return {
+        "floor_added_us": floor_us,
+        "floor_over_peer": floor_us / peer_us,
+        "agentwatch_over_floor": aw_us / floor_us,
+        "text": text,
+    }
+
+
 def busy_note(raw: dict[str, list[dict[str, dict[str, Any]]]]) -> str | None:
     """A warning when the machine took CPU away during measurements (wall time well above process CPU time)."""
     results = [res for rounds in raw.values() for r in rounds for res in r.values() if res.get("ok")]
@@ -284,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             python = Path(sys.executable)
     versions = _worker(python, ["--versions"]).get("versions", {})
 
-    call_modes = MODES + (BREAKDOWN if args.breakdown else ())
+    call_modes = MODES + (FLOOR,) + (BREAKDOWN if args.breakdown else ())
     scenarios = [("call", call_modes, args.n, warmup)]
     if not args.no_runs:
         scenarios.append(("run3", MODES, runs, max(20, warmup // 4)))
@@ -306,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tables = {name: aggregate(raw[name], modes) for name, modes, *_ in scenarios}
     verdicts = {name: verdict(tables[name], raw[name], TARGET_PEER[name]) for name in tables}
+    verdicts["call"]["floor"] = floor_line(tables["call"], TARGET_PEER["call"] or "sdk-tracing")
     profile = None
     if args.profile:
         print(f"[bench] profiling {args.profile} agentwatch runs", file=sys.stderr)
@@ -328,9 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(
         "Per LLM call: added time over the bare SDK call (agentwatch: a whole one-call Agent.run)",
         "call",
-        {m: tables["call"][m] for m in MODES},
+        {m: tables["call"][m] for m in (*MODES, FLOOR)},
     )
     print("  " + verdicts["call"]["text"])
+    print("  " + verdicts["call"]["floor"]["text"])
     if args.breakdown:
         print()
         print_breakdown(tables["call"])
