@@ -113,6 +113,8 @@ def emit(
     fields: dict[str, Any],
     span: trace.Span | None = None,
     parent: otel_context.Context | None = None,
+    *,
+    message_redacted: bool = False,
 ) -> None:
     """Log one record on the ``agentwatch`` logger with ``fields`` as record attributes.
 
@@ -137,7 +139,8 @@ def emit(
             extra[key] = redact_label(value) if key in _LABEL_FIELDS else redact(value)
         else:
             extra[key] = _redacted_field(key, value)
-    message = redact(message)
+    if not message_redacted:  # the caller may have built it from redacted labels and numbers only
+        message = redact(message)
     sink = _sole_json_sink(level)
     if sink is not None:
         context = (span if span is not None else trace.get_current_span()).get_span_context()

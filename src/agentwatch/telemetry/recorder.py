@@ -28,6 +28,7 @@ from agentwatch.telemetry.content import (
     mark_span_error,
     on_redactor_change,
     redact,
+    redact_label,
     to_semconv_messages,
 )
 from agentwatch.telemetry.instruments import instruments, redacted
@@ -206,14 +207,25 @@ class RunRecorder:
         context = self.run_span.get_span_context()
         return format(context.span_id, "016x") if context.is_valid else "0" * 16
 
-    def _log(self, event: str, message: str, span: Span | None, level: int = logging.INFO, **fields: Any) -> None:
+    def _log(
+        self,
+        event: str,
+        message: str,
+        span: Span | None,
+        level: int = logging.INFO,
+        *,
+        message_redacted: bool = False,
+        **fields: Any,
+    ) -> None:
+        """One JSON log record. ``message_redacted``: the caller built ``message`` from ``redact_label``-ed
+        names and numbers only (the per-call records), so it skips the redactor's pass over the whole text."""
         if not logger.isEnabledFor(level):
             return
         extra = {"event": event, "agent": self.agent.name}
         for key, value in fields.items():
             if value is not None:  # OTLP log attributes reject None
                 extra[key] = value
-        emit(level, message, extra, span or self.run_span, self.run_context)
+        emit(level, message, extra, span or self.run_span, self.run_context, message_redacted=message_redacted)
 
     def _exemplar_context(self, span: Span) -> otel_context.Context:
         """The context a measurement is taken in: ``span``'s, so exemplars link metrics to this run's trace."""
@@ -253,8 +265,9 @@ class RunRecorder:
         self.run_context = otel_context.get_current()
         self._log(
             n.LOG_RUN_START,
-            f"run_start {agent.name}",
+            f"run_start {redact_label(agent.name)}",
             None,
+            message_redacted=True,
             model=agent.model,
             version=agent.version,
             task_chars=len(task) if isinstance(task, str) else 0,
@@ -312,9 +325,10 @@ class RunRecorder:
         level = logging.ERROR if result.stop_reason is StopReason.ERROR else logging.INFO
         self._log(
             n.LOG_RUN_END,
-            f"run_end {self.agent.name} stop_reason={result.stop_reason.value}",
+            f"run_end {redact_label(self.agent.name)} stop_reason={result.stop_reason.value}",
             None,
             level,
+            message_redacted=True,
             stop_reason=result.stop_reason.value,
             detail=redact(result.stop_detail),
             iterations=result.iterations,
@@ -501,9 +515,10 @@ class RunRecorder:
         usage = usage or Usage()
         self._log(
             n.LOG_LLM_CALL,
-            f"llm_call {call.model} in {duration:.3f}s",
+            f"llm_call {redact_label(call.model)} in {duration:.3f}s",
             span,
             logging.ERROR if exc is not None else logging.INFO,
+            message_redacted=True,
             model=call.model,
             response_id=attributes.get(n.GEN_AI_RESPONSE_ID),
             finish_reason=(attributes.get(n.GEN_AI_RESPONSE_FINISH_REASONS) or [None])[0],
@@ -517,7 +532,7 @@ class RunRecorder:
             error_type=error_type,
         )
         if self.content.in_events:
-            details = {
+            details: dict[str, Any] = {
                 n.GEN_AI_OUTPUT_MESSAGES: self.content.render(
                     to_semconv_messages([{"role": "assistant", "content": output_blocks or []}])
                 )
@@ -544,7 +559,9 @@ class RunRecorder:
         span = tracer().start_span(
             n.tool_span_name(name), context=self.run_context_with_span(), kind=SpanKind.INTERNAL, attributes=attributes
         )
-        self._log(n.LOG_TOOL_CALL, f"tool_call {name}", span, tool=name, call_id=call_id)
+        self._log(
+            n.LOG_TOOL_CALL, f"tool_call {redact_label(name)}", span, message_redacted=True, tool=name, call_id=call_id
+        )
         return ToolObservation(span=span, name=name, call_id=call_id)
 
     @never_raises
@@ -578,10 +595,10 @@ class RunRecorder:
         duration_s: float,
     ) -> None:
         span = tool.span
-        span.set_attribute(n.AW_TOOL_OUTCOME, outcome)
-        span.set_attribute(n.AW_TOOL_ATTEMPTS, attempts)
+        attributes: dict[str, Any] = {n.AW_TOOL_OUTCOME: outcome, n.AW_TOOL_ATTEMPTS: attempts}
         if self.content.on_spans:
-            span.set_attribute(n.GEN_AI_TOOL_CALL_RESULT, self.content.render(content))
+            attributes[n.GEN_AI_TOOL_CALL_RESULT] = self.content.render(content)
+        span.set_attributes(attributes)
         duration_attrs, calls_attrs = _tool_metric_attrs(
             self._base, tool.name, outcome, (error_type or "error") if is_error else None
         )
@@ -597,9 +614,10 @@ class RunRecorder:
         self.metrics.tool_calls.add(1, calls_attrs, ctx)
         self._log(
             n.LOG_TOOL_RESULT,
-            f"tool_result {tool.name} outcome={outcome}",
+            f"tool_result {redact_label(tool.name)} outcome={redact_label(outcome)}",
             span,
             logging.WARNING if is_error else logging.INFO,
+            message_redacted=True,
             tool=tool.name,
             call_id=tool.call_id,
             outcome=outcome,
