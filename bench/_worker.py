@@ -36,8 +36,7 @@ MODES = (
     "agentwatch-runtime",  # no providers, no log handler: the run loop, guards, cost, non-recording spans
     "agentwatch-spans",  # + real spans
     "agentwatch-spans-metrics",  # + metrics (everything but the JSON log file)
-    # the floor: a one-call run's documented signals made with bare OTel SDK calls and json, no agentwatch code
-    "signals-floor",
+    "signals-floor",  # bare SDK calls + the same signals made with the OTel SDK directly (_floor.py)
 )
 
 
@@ -148,187 +147,6 @@ def _sdk_loop(client: Any) -> Callable[[], Any]:
     return op
 
 
-def _signals_floor(client: Any, log_path: str) -> Callable[[], Any]:
-    """The SDK call plus what a one-call agentwatch run emits, made as directly as the OTel SDK allows.
-
-    The same 2 spans with the same 31 attributes (set at start and at end, as the runner does), the same 6
-    histogram points with the same attribute sets (in the span's context, so exemplars link), the 2 counter
-    increments as plain sums, and the same 3 JSON log lines written with one write. No run loop, guards,
-    pricing, redaction or error handling: what is left is the price of the signals themselves, the least
-    any implementation that keeps every documented signal on the caller's thread can add.
-    """
-    import threading
-
-    import _mock
-    from opentelemetry import context, metrics, trace
-    from opentelemetry.trace import SpanKind
-
-    tracer = trace.get_tracer("agentwatch", "floor")
-    meter = metrics.get_meter("agentwatch", "floor")
-    buckets = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-    token_usage = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
-    op_duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
-    run_duration = meter.create_histogram(
-        "agentwatch.run.duration", unit="s", explicit_bucket_boundaries_advisory=buckets
-    )
-    iterations = meter.create_histogram("agentwatch.run.iterations", unit="{call}")
-    run_cost = meter.create_histogram("agentwatch.run.cost.usd", unit="USD")
-    sums: dict[tuple[str, ...], float] = {}
-    lock = threading.Lock()
-    model, agent = _mock.MODEL, "bench"
-    chat = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "anthropic",
-        "gen_ai.request.model": model,
-        "gen_ai.agent.name": agent,
-        "gen_ai.response.model": model,
-    }
-    token_in, token_out = {**chat, "gen_ai.token.type": "input"}, {**chat, "gen_ai.token.type": "output"}
-    run_attrs = {"gen_ai.agent.name": agent, "agentwatch.run.stop_reason": "end_turn"}
-    agent_attrs = {"gen_ai.agent.name": agent}
-    log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed at exit)
-    encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
-
-    def line(message: str, span: Any, fields: dict[str, Any]) -> str:
-        created = time.time()
-        span_context = span.get_span_context()
-        out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z",
-            "level": "info",
-            "logger": "agentwatch",
-            "message": message,
-            "trace_id": format(span_context.trace_id, "032x"),
-            "span_id": format(span_context.span_id, "016x"),
-            **fields,
-        }
-        return encode(out)
-
-    def op() -> Any:
-        started = time.perf_counter()
-        run = tracer.start_span(
-            f"invoke_agent {agent}",
-            kind=SpanKind.INTERNAL,
-            attributes={
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.provider.name": "anthropic",
-                "gen_ai.agent.name": agent,
-                "gen_ai.request.model": model,
-                "agentwatch.budget.iterations.limit": 10,
-                "agentwatch.budget.timeout_s": 300.0,
-            },
-        )
-        run_context = trace.set_span_in_context(run)
-        lines = [
-            line(f"run_start {agent}", run, {"event": "run_start", "agent": agent, "model": model, "task_chars": 30})
-        ]
-        call_started = time.perf_counter()
-        span = tracer.start_span(
-            f"chat {model}",
-            context=run_context,
-            kind=SpanKind.CLIENT,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "anthropic",
-                "gen_ai.request.model": model,
-                "gen_ai.request.max_tokens": _mock.MAX_TOKENS,
-                "agentwatch.call.iteration": 1,
-                "server.address": "bench.invalid",
-                "server.port": 80,
-            },
-        )
-        call_context = trace.set_span_in_context(span, run_context)
-        token = context.attach(call_context)
-        try:
-            message = client.messages.create(
-                model=model, max_tokens=_mock.MAX_TOKENS, messages=[{"role": "user", "content": _mock.TASK}]
-            )
-        finally:
-            context.detach(token)
-        usage, cost = message.usage, 8.5e-05
-        span.set_attributes(
-            {
-                "agentwatch.call.attempts": 1,
-                "gen_ai.response.id": message.id,
-                "gen_ai.response.model": message.model,
-                "gen_ai.response.finish_reasons": [message.stop_reason],
-                "gen_ai.usage.input_tokens": usage.input_tokens,
-                "gen_ai.usage.output_tokens": usage.output_tokens,
-                "gen_ai.usage.cache_read.input_tokens": 0,
-                "gen_ai.usage.cache_write.input_tokens": 0,
-                "agentwatch.call.cost_usd": cost,
-            }
-        )
-        token_usage.record(usage.input_tokens, token_in, call_context)
-        token_usage.record(usage.output_tokens, token_out, call_context)
-        duration = time.perf_counter() - call_started
-        op_duration.record(duration, chat, call_context)
-        with lock:
-            sums[("spend", model)] = sums.get(("spend", model), 0.0) + cost
-        span.end()
-        fields = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cache_read_tokens": 0}
-        lines.append(
-            line(
-                f"llm_call {model} in {duration:.3f}s",
-                span,
-                {
-                    "event": "llm_call",
-                    "agent": agent,
-                    "model": model,
-                    "response_id": message.id,
-                    "finish_reason": message.stop_reason,
-                    **fields,
-                    "cache_write_tokens": 0,
-                    "cost_usd": cost,
-                    "attempts": 1,
-                    "duration_s": round(duration, 4),
-                },
-            )
-        )
-        run.set_attributes(
-            {
-                "agentwatch.run.stop_reason": "end_turn",
-                "agentwatch.run.iterations": 1,
-                "agentwatch.run.tool_calls": 0,
-                "agentwatch.run.input_tokens": usage.input_tokens,
-                "agentwatch.run.output_tokens": usage.output_tokens,
-                "agentwatch.run.cache_read_tokens": 0,
-                "agentwatch.run.cache_write_tokens": 0,
-                "agentwatch.run.models": [model],
-                "agentwatch.run.cost_usd": cost,
-            }
-        )
-        run_duration.record(time.perf_counter() - started, run_attrs, run_context)
-        iterations.record(1, agent_attrs, run_context)
-        run_cost.record(cost, run_attrs, run_context)
-        with lock:
-            sums[("runs", "end_turn")] = sums.get(("runs", "end_turn"), 0) + 1
-        run.end()
-        lines.append(
-            line(
-                f"run_end {agent} stop_reason=end_turn",
-                run,
-                {
-                    "event": "run_end",
-                    "agent": agent,
-                    "stop_reason": "end_turn",
-                    "detail": "",
-                    "iterations": 1,
-                    "tool_calls": 0,
-                    **fields,
-                    "cache_write_tokens": 0,
-                    "cost_usd": cost,
-                    "duration_s": round(time.perf_counter() - started, 4),
-                    "models": [model],
-                },
-            )
-        )
-        log.write("\n".join(lines) + "\n")
-        log.flush()
-        return message
-
-    return op
-
-
 def _check_sdk(scenario: str, result: Any) -> None:
     if result.stop_reason != "end_turn" or result.content[0].type != "text":
         raise RuntimeError(f"unexpected mock answer: {result!r}")
@@ -358,8 +176,6 @@ def build(mode: str, scenario: str, log_path: str) -> tuple[Callable[[], Any], C
     import _mock
 
     agentwatch_mode = mode.startswith("agentwatch")
-    if mode == "signals-floor" and scenario != "call":
-        raise Unavailable("the signals floor is defined for the one-call scenario only")
     with_tracer = mode != "agentwatch-runtime"
     with_meter = mode not in ("agentwatch-runtime", "agentwatch-spans")
     tracer_provider, span_exporter, meter_provider, metric_exporter = _providers(with_tracer, with_meter)
@@ -404,7 +220,10 @@ def build(mode: str, scenario: str, log_path: str) -> tuple[Callable[[], Any], C
 
     client = _mock.client(scenario, open_telemetry=None if mode == "sdk-tracing" else False)
     if mode == "signals-floor":
-        return _signals_floor(client, log_path), lambda result: _check_sdk(scenario, result), handles
+        import _floor
+
+        op = _floor.call_op(client, log_path) if scenario == "call" else _floor.loop_op(client, log_path)
+        return op, lambda result: _check_sdk(scenario, result), handles
     op = _sdk_call(client) if scenario == "call" else _sdk_loop(client)
     return op, lambda result: _check_sdk(scenario, result), handles
 

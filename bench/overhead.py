@@ -12,9 +12,9 @@ Each mode runs in its own fresh interpreter (``bench/_worker.py``) against an in
   openllmetry    opentelemetry-instrumentation-anthropic, SDK tracing off
   openinference  openinference-instrumentation-anthropic, SDK tracing off
   agentwatch     a one-call ``Agent.run`` with spans + metrics + JSON log file + cost
-  signals-floor  the same spans, attributes, metric points and log lines made with bare OTel SDK calls and
-                 json around the SDK call: what the signals cost on their own, the least any runner that
-                 keeps them all on the caller's thread can add (one-call table only)
+  signals-floor  the bare calls plus the same spans, attributes, metric points and log lines an agentwatch run
+                 emits, made with bare OTel SDK calls and json (``_floor.py``): what the signals cost on their
+                 own, the least any runner that keeps them all on the caller's thread can add
 
 Every mode has the same real SDK providers installed (TracerProvider + BatchSpanProcessor, MeterProvider +
 reader; exporters that only count), and every peer runs with its defaults. Modes are interleaved in rounds
@@ -245,7 +245,7 @@ def print_profile(profile: dict[str, Any]) -> None:
 
 
 def floor_line(table: dict[str, dict[str, Any]], peer: str) -> dict[str, Any]:
-    """How the signals floor compares with ``peer`` and with agentwatch (one-call table)."""
+    """How the signals floor compares with ``peer`` and with agentwatch."""
     floor, aw, other = table.get(FLOOR, {}), table.get("agentwatch", {}), table.get(peer, {})
     if not (floor.get("available") and aw.get("available") and other.get("available")):
         return {"text": f"floor: unavailable ({floor.get('reason', 'not run')})"}
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     call_modes = MODES + (FLOOR,) + (BREAKDOWN if args.breakdown else ())
     scenarios = [("call", call_modes, args.n, warmup)]
     if not args.no_runs:
-        scenarios.append(("run3", MODES, runs, max(20, warmup // 4)))
+        scenarios.append(("run3", (*MODES, FLOOR), runs, max(20, warmup // 4)))
     raw: dict[str, list[dict[str, dict[str, Any]]]] = {name: [] for name, *_ in scenarios}
     for r in range(args.rounds):
         for name, modes, n, w in scenarios:
@@ -330,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tables = {name: aggregate(raw[name], modes) for name, modes, *_ in scenarios}
     verdicts = {name: verdict(tables[name], raw[name], TARGET_PEER[name]) for name in tables}
-    verdicts["call"]["floor"] = floor_line(tables["call"], TARGET_PEER["call"] or "sdk-tracing")
+    for name, result in verdicts.items():
+        result["floor"] = floor_line(tables[name], result.get("lightest_peer") or "sdk-tracing")
     profile = None
     if args.profile:
         print(f"[bench] profiling {args.profile} agentwatch runs", file=sys.stderr)
@@ -369,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             per_call_divisor=3,
         )
         print("  " + verdicts["run3"]["text"])
+        print("  " + verdicts["run3"]["floor"]["text"])
     note = busy_note(raw)
     if note:
         print()
