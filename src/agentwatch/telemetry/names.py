@@ -228,7 +228,7 @@ EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 EVENT_CIRCUIT_STATE: Final = "agentwatch.circuit.state_change"  # a fleet circuit breaker changed state
 EVENT_RATE_LIMIT_WAIT: Final = "agentwatch.rate_limit.wait"  # a call waited for shared rate-limit capacity
-EVENT_TOOL_OVERRUN: Final = "agentwatch.tool.overrun"  # an async tool ran past its timeout (blocked the loop)
+EVENT_TOOL_OVERRUN: Final = "agentwatch.tool.overrun"  # ran past its timeout: a blocking async or an inline tool
 
 # --- metrics: (name, unit); Prometheus series in the comment -------------------------------------
 # Semantic-convention metrics.

@@ -629,7 +629,8 @@ class RunRecorder:
 
     @never_raises
     def tool_overrun(self, tool: ToolObservation | None, *, limit_s: float, duration_s: float) -> None:
-        """An async tool ran past its timeout, which could not fire: it blocked the event loop."""
+        """A tool ran past its timeout, which could not fire: an async tool that blocked the event loop, or an
+        ``inline`` sync tool (it runs on the caller's thread)."""
         if tool is None:
             return
         attributes = {n.AW_TOOL_TIMEOUT_S: limit_s, n.AW_TOOL_DURATION_S: round(duration_s, 4)}
@@ -637,7 +638,8 @@ class RunRecorder:
         self._log(
             n.LOG_TOOL_OVERRUN,
             f"tool {tool.name!r} ran {duration_s:.2f}s, past its {limit_s:g}s timeout, which could not stop it: "
-            "an async tool must not block the event loop (await instead, or make it a sync tool, run in a thread)",
+            "an async tool must not block the event loop (await instead, or make it a sync tool, run in a thread), "
+            "and an inline=True tool must be fast and bounded (drop inline=True so a thread can abandon it)",
             tool.span,
             logging.WARNING,
             tool=tool.name,

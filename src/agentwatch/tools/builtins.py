@@ -17,7 +17,10 @@ _STOPWORDS = frozenset(
 )
 
 
-@tool
+# Both run inline (on the caller's thread, no worker hand-off): they are bounded by construction (the
+# calculator refuses results over 1,000 digits and expressions over 200 parts; the search reads an in-memory
+# corpus with a capped query), so a timeout has nothing to stop.
+@tool(inline=True)
 def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression: + - * / // % ** (or ^), unary minus, parentheses, × ÷ and
     thousands separators; integers are exact, decimals get 12 significant digits.
@@ -28,7 +31,7 @@ def calculator(expression: str) -> str:
     return format_number(evaluate(expression))
 
 
-@tool
+@tool(inline=True)
 def web_search(query: str) -> str:
     """Search the web for short factual snippets (an offline demo corpus) and return the best 1-3 matches.
 
