@@ -253,7 +253,7 @@ def print_profile(profile: dict[str, Any]) -> None:
             )
 
 
-def floor_line(table: dict[str, dict[str, Any]], peer: str, tools: bool) -> dict[str, Any]:
+def floor_line(table: dict[str, dict[str, Any]], peer: str) -> dict[str, Any]:
     """How the signals floor compares with ``peer`` and with agentwatch."""
     floor, aw, other = table.get(FLOOR, {}), table.get("agentwatch", {}), table.get(peer, {})
     if not (floor.get("available") and aw.get("available") and other.get("available")):
@@ -262,8 +262,8 @@ def floor_line(table: dict[str, dict[str, Any]], peer: str, tools: bool) -> dict
     text = (
         f"floor: the same signals made with bare OTel SDK calls add {floor_us:+.0f} us "
         f"({floor_us / peer_us:.2f} x {peer}); agentwatch adds {aw_us / floor_us:.2f} x the floor "
-        f"({aw_us - floor_us:+.0f} us for the run loop, guards, pricing, redaction and error handling"
-        + (", and a worker-thread hand-off per sync tool call, which is what lets a tool time out)" if tools else ")")
+        f"({aw_us - floor_us:+.0f} us for what the runner does besides the signals: the run loop, guards, "
+        "pricing, redaction, tool input validation, error handling)"
     )
     floor_min, aw_min, peer_min = floor["added_min_us"], aw["added_min_us"], other["added_min_us"]
     if floor_min > 0 and peer_min > 0:
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = {name: aggregate(raw[name], modes) for name, modes, *_ in scenarios}
     verdicts = {name: verdict(tables[name], raw[name], TARGET_PEER[name]) for name in tables}
     for name, result in verdicts.items():
-        result["floor"] = floor_line(tables[name], result.get("lightest_peer") or "sdk-tracing", name == "run3")
+        result["floor"] = floor_line(tables[name], result.get("lightest_peer") or "sdk-tracing")
     profile = None
     if args.profile:
         print(f"[bench] profiling {args.profile} agentwatch runs", file=sys.stderr)
