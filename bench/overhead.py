@@ -221,16 +221,19 @@ def print_breakdown(table: dict[str, dict[str, Any]]) -> None:
         ("agentwatch-spans-metrics", "+ metrics (MeterProvider + reader)"),
         ("agentwatch", "+ JSON log file = full instrumentation"),
     ]
-    print("agentwatch breakdown (one-call run; added us over bare, and what each step adds)")
-    previous = 0.0
+    print("agentwatch breakdown (one-call run; added us over bare, and what each step adds; medians, then at min)")
+    previous = previous_min = 0.0
     for mode, what in steps:
         row = table.get(mode, {})
         if not row.get("available"):
             print(f"  {mode:<26}unavailable: {row.get('reason', 'not run')}")
             continue
-        added = row["added_us"]
-        print(f"  {mode:<26}{added:>+9.1f}   step {added - previous:>+8.1f}   {what}")
-        previous = added
+        added, added_min = row["added_us"], row["added_min_us"]
+        print(
+            f"  {mode:<26}{added:>+9.1f}   step {added - previous:>+8.1f}   at min {added_min:>+7.1f}"
+            f"   step {added_min - previous_min:>+7.1f}   {what}"
+        )
+        previous, previous_min = added, added_min
 
 
 def print_profile(profile: dict[str, Any]) -> None:
