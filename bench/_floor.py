@@ -271,31 +271,9 @@ def call_op(client: Any, log_path: str) -> Callable[[], Any]:
 
 
 def loop_op(client: Any, log_path: str) -> Callable[[], Any]:
-    """The hand-written 3-call, 2-tool loop of ``_worker._sdk_loop`` with a whole run's signals."""
-    from agentwatch.tools import calculator, web_search
+    """The hand-written 3-call, 2-tool loop of ``_worker.conversation`` with a whole run's signals."""
+    import _worker
 
     signals = Signals(log_path)
-    tools = {t.name: t for t in (calculator, web_search)}
-    tool_params = [t.to_api() for t in tools.values()]
-
-    def body(run: Run) -> Any:
-        messages: list[dict[str, Any]] = [{"role": "user", "content": _mock.TASK_TOOLS}]
-        for _ in range(10):
-            message = run.call(
-                lambda: client.messages.create(
-                    model=_mock.MODEL, max_tokens=_mock.MAX_TOKENS, messages=messages, tools=tool_params
-                )
-            )
-            messages.append({"role": "assistant", "content": message.content})
-            if message.stop_reason != "tool_use":
-                return message
-            results = []
-            for block in message.content:
-                if block.type == "tool_use":
-                    tool = tools[block.name]
-                    output = run.tool(block.name, block.id, tool.description, lambda: tool(**block.input))  # noqa: B023
-                    results.append({"type": "tool_result", "tool_use_id": block.id, "content": output})
-            messages.append({"role": "user", "content": results})
-        raise RuntimeError("the scripted conversation did not end")
-
-    return lambda: signals.run(body)
+    converse = _worker.conversation(client)
+    return lambda: signals.run(lambda run: converse(run.call, run.tool))

@@ -118,8 +118,13 @@ def _sdk_call(client: Any) -> Callable[[], Any]:
     return op
 
 
-def _sdk_loop(client: Any) -> Callable[[], Any]:
-    """What a developer writes without a framework: call, run the tools asked for, send results, repeat."""
+def conversation(client: Any) -> Callable[[Callable[..., Any], Callable[..., Any]], Any]:
+    """What a developer writes without a framework: call, run the tools asked for, send results, repeat.
+
+    Returns ``converse(call, run_tool)``, one whole scripted conversation; ``call(create)`` makes each LLM
+    call and ``run_tool(name, call_id, description, invoke)`` each tool call, so the signals floor can wrap
+    them (``_floor.py``); the SDK modes call through (``_sdk_loop``).
+    """
     import _mock
 
     from agentwatch.tools import calculator, web_search
@@ -127,11 +132,13 @@ def _sdk_loop(client: Any) -> Callable[[], Any]:
     tools = {t.name: t for t in (calculator, web_search)}
     tool_params = [t.to_api() for t in tools.values()]
 
-    def op() -> Any:
+    def converse(call: Callable[..., Any], run_tool: Callable[..., Any]) -> Any:
         messages: list[dict[str, Any]] = [{"role": "user", "content": _mock.TASK_TOOLS}]
         for _ in range(10):
-            message = client.messages.create(
-                model=_mock.MODEL, max_tokens=_mock.MAX_TOKENS, messages=messages, tools=tool_params
+            message = call(
+                lambda: client.messages.create(
+                    model=_mock.MODEL, max_tokens=_mock.MAX_TOKENS, messages=messages, tools=tool_params
+                )
             )
             messages.append({"role": "assistant", "content": message.content})
             if message.stop_reason != "tool_use":
@@ -139,12 +146,25 @@ def _sdk_loop(client: Any) -> Callable[[], Any]:
             results = []
             for block in message.content:
                 if block.type == "tool_use":
-                    output = tools[block.name](**block.input)
+                    tool = tools[block.name]
+                    output = run_tool(block.name, block.id, tool.description, lambda: tool(**block.input))  # noqa: B023
                     results.append({"type": "tool_result", "tool_use_id": block.id, "content": output})
             messages.append({"role": "user", "content": results})
         raise RuntimeError("the scripted conversation did not end")
 
-    return op
+    return converse
+
+
+def _sdk_loop(client: Any) -> Callable[[], Any]:
+    converse = conversation(client)
+
+    def call(create: Callable[[], Any]) -> Any:
+        return create()
+
+    def run_tool(name: str, call_id: str, description: str, invoke: Callable[[], str]) -> str:
+        return invoke()
+
+    return lambda: converse(call, run_tool)
 
 
 def _check_sdk(scenario: str, result: Any) -> None:
