@@ -39,7 +39,7 @@ class Tool(Generic[P, R]):
     Calling the ``Tool`` calls the function unchanged, so tools stay unit-testable. The runner calls it
     through :func:`agentwatch.tools.execute_tool`, which validates input and enforces ``timeout_s`` and
     ``retries``. A sync tool runs on a worker thread, so a hung one is abandoned at its timeout; ``inline``
-    runs it on the caller's thread instead (no thread hand-off, ~0.1 ms per call on a busy 2-core machine),
+    runs it on the caller's thread instead (no thread hand-off: ``bench/tool_handoff.py`` measures it),
     for fast, bounded functions only: its timeout cannot stop it, and an overrun is reported afterwards.
     """
 
